@@ -1,0 +1,38 @@
+"""``lenet5 eval``: the test-set metrics line of a saved model."""
+
+from __future__ import annotations
+
+import sys
+
+from ..checkpoint import load_checkpoint
+from ..data import load_dataset
+from ..evaluation import evaluate, format_metrics
+from ..training import build_loss, pick_device
+from .common import add_data_args, add_device_arg
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("eval", help="evaluate a checkpoint on the test set",
+                       description="Print the (test set) metrics line of a saved model.")
+    p.add_argument("checkpoint", help="a .safetensors checkpoint written by `lenet5 train`")
+    p.add_argument("--model", help="refuse the checkpoint unless it is of this model")
+    add_data_args(p)
+    add_device_arg(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    ckpt = load_checkpoint(args.checkpoint, expect_model=args.model)
+    model = ckpt.build_model()
+    config = ckpt.config
+    data = load_dataset(args.dataset, args.data_dir).head(args.limit)
+    expected = ckpt.dataset.get("sha256")
+    if expected and ckpt.dataset.get("name") == data.name and expected != data.content_hash:
+        print(f"lenet5: warning: {data.name} here differs from the data the model was "
+              "trained on (content hash)", file=sys.stderr)
+    device = pick_device(args.device)
+    loss_fn = build_loss(config.get("loss", "cross_entropy"), **config.get("loss_args", {}))
+    m = evaluate(model.to(device), data.test, ckpt.preprocess, loss_fn,
+                 config.get("eval_batch_size", 256), device)
+    print(format_metrics("test", m))
+    return 0

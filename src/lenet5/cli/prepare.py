@@ -1,0 +1,26 @@
+"""``lenet5 prepare``: get a dataset verified into the local cache."""
+
+from __future__ import annotations
+
+from ..data import prepare
+from .common import add_data_args
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("prepare", help="download or copy a dataset into the cache, verified",
+                       description="Download the dataset from its public mirrors (tried in "
+                       "turn), or take its files from --data-dir, verify every file by the "
+                       "SHA-256 of its decompressed content, and keep it in the cache.")
+    add_data_args(p)
+    p.add_argument("--mirror", action="append", metavar="URL",
+                   help="base URL to download from instead of the built-in mirrors "
+                        "(repeatable; tried in order)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    target, hashes = prepare(args.dataset, args.data_dir, mirrors=args.mirror)
+    for name, digest in hashes.items():
+        print(f"ok  {name:<26} sha256 {digest}")
+    print(f"{args.dataset} is ready in {target}")
+    return 0

@@ -1,0 +1,24 @@
+"""The model family. Importing a family module registers its models."""
+
+from . import alexnet, lenet  # noqa: F401  (registration side effects)
+from .registry import (
+    ModelEntry,
+    Preprocess,
+    Recipe,
+    create_model,
+    get_model_entry,
+    input_size_for,
+    list_models,
+    register_model,
+)
+
+__all__ = [
+    "ModelEntry",
+    "Preprocess",
+    "Recipe",
+    "create_model",
+    "get_model_entry",
+    "input_size_for",
+    "list_models",
+    "register_model",
+]

@@ -1,0 +1,31 @@
+"""Training: the config, the loop, optimizers, schedules and losses by name."""
+
+from .config import TrainConfig
+from .device import pick_device, seed_everything
+from .losses import build_loss, list_losses, register_loss
+from .optim import (
+    build_optimizer,
+    build_schedule,
+    list_optimizers,
+    list_schedules,
+    register_optimizer,
+    register_schedule,
+)
+from .train import TrainResult, train
+
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "build_loss",
+    "build_optimizer",
+    "build_schedule",
+    "list_losses",
+    "list_optimizers",
+    "list_schedules",
+    "pick_device",
+    "register_loss",
+    "register_optimizer",
+    "register_schedule",
+    "seed_everything",
+    "train",
+]

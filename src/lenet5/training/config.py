@@ -1,0 +1,53 @@
+"""The knobs of a training run, in one dataclass."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..models import get_model_entry
+
+
+@dataclass
+class TrainConfig:
+    model: str = "classic"
+    model_args: dict[str, Any] = field(default_factory=dict)
+    dataset: str = "mnist"
+    data_dir: str | None = None
+    epochs: int = 10
+    batch_size: int = 128
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    schedule: str = "onecycle"
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    loss: str = "cross_entropy"
+    loss_args: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    device: str = "auto"
+    val_split: float = 0.0
+    eval_batch_size: int = 256
+    out: str | None = None  # checkpoint path; None: keep in memory only
+    progress: bool | None = None  # None: a bar only on a terminal
+
+    @classmethod
+    def for_model(cls, model: str, **overrides: Any) -> TrainConfig:
+        """The model's recipe, with every override that is not None applied on top."""
+        recipe = get_model_entry(model).recipe.to_dict()
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in recipe.items() if k in known}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(model=model, **values)
+
+    @property
+    def log_path(self) -> Path | None:
+        """The per-epoch metrics log beside the checkpoint: ``<out stem>.metrics.jsonl``."""
+        if self.out is None:
+            return None
+        out = Path(self.out)
+        return out.with_name(out.stem + ".metrics.jsonl")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

@@ -1,0 +1,126 @@
+"""The training loop: one readable function.
+
+The dataset lives in memory as one uint8 tensor; each epoch draws a permutation of its
+indices, and each batch is gathered, padded and normalized as whole-tensor operations.
+No per-sample Python, no DataLoader workers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from ..checkpoint import Checkpoint, save_checkpoint
+from ..data import Dataset, Split, to_input
+from ..errors import Lenet5Error
+from ..evaluation import Metrics, evaluate, format_metrics
+from ..io import atomic_write_text, ensure_writable_dir
+from ..models import create_model, get_model_entry
+from .config import TrainConfig
+from .device import pick_device, seed_everything
+from .losses import build_loss
+from .optim import build_optimizer, build_schedule
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module
+    history: list[dict] = field(default_factory=list)
+    test: Metrics | None = None
+    checkpoint: Path | None = None
+
+
+def split_validation(train: Split, fraction: float, seed: int) -> tuple[Split, Split | None]:
+    """Hold out ``fraction`` of the training set, chosen by a seeded permutation."""
+    if not fraction:
+        return train, None
+    if not 0.0 < fraction < 1.0:
+        raise Lenet5Error(f"--val-split must be between 0 and 1, not {fraction}")
+    n_val = max(1, round(len(train) * fraction))
+    perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed + 1))
+    return train.subset(perm[n_val:]), train.subset(perm[:n_val])
+
+
+def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print) -> TrainResult:
+    """Train ``cfg.model`` on ``data``; print the metrics lines; save the checkpoint."""
+    if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.lr <= 0:
+        raise Lenet5Error("epochs, batch size and learning rate must be positive")
+    if cfg.out is not None:
+        ensure_writable_dir(Path(cfg.out).parent)  # fail now, not after an hour of training
+    seed_everything(cfg.seed)
+    device = pick_device(cfg.device)
+    entry = get_model_entry(cfg.model)
+    model_args = {"num_classes": len(data.classes), "in_channels": data.in_channels,
+                  **cfg.model_args}
+    model = create_model(cfg.model, **model_args).to(device)
+    pre = entry.preprocess
+    loss_fn = build_loss(cfg.loss, **cfg.loss_args)
+
+    train_split, val_split = split_validation(data.train, cfg.val_split, cfg.seed)
+    watch_name, watch_split = ("val", val_split) if val_split is not None else ("test", data.test)
+    steps_per_epoch = math.ceil(len(train_split) / cfg.batch_size)
+    optimizer = build_optimizer(cfg.optimizer, model.parameters(), lr=cfg.lr,
+                                weight_decay=cfg.weight_decay, momentum=cfg.momentum)
+    schedule = build_schedule(cfg.schedule, optimizer, cfg.epochs, steps_per_epoch)
+    shuffle = torch.Generator().manual_seed(cfg.seed)
+
+    def measure(split: Split) -> Metrics:
+        return evaluate(model, split, pre, loss_fn, cfg.eval_batch_size, device)
+
+    result = TrainResult(model=model)
+    log_lines: list[str] = []
+    for epoch in range(1, cfg.epochs + 1):
+        started = time.perf_counter()
+        model.train()
+        perm = torch.randperm(len(train_split), generator=shuffle)
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{cfg.epochs}", leave=False,
+                   disable=None if cfg.progress is None else not cfg.progress, unit="batch")
+        for step in bar:
+            idx = perm[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+            x = to_input(train_split.images[idx], pre, device)
+            y = train_split.labels[idx].to(device)
+            loss = loss_fn(model(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if schedule is not None:
+                schedule.step()
+            if step % 50 == 0:
+                bar.set_postfix(loss=f"{loss.item():.4f}")
+        train_seconds = time.perf_counter() - started
+
+        train_m, watch_m = measure(train_split), measure(watch_split)
+        log(format_metrics("train", train_m, epoch))
+        log(format_metrics(watch_name, watch_m, epoch))
+        record = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"],
+                  "train_seconds": round(train_seconds, 3),
+                  "train": train_m.to_dict(), watch_name: watch_m.to_dict()}
+        result.history.append(record)
+        if cfg.log_path is not None:
+            log_lines.append(json.dumps(record))
+            atomic_write_text(cfg.log_path, "\n".join(log_lines) + "\n")
+
+    result.test = measure(data.test) if val_split is not None else watch_m
+    if val_split is not None:
+        log(format_metrics("test", result.test))
+    if cfg.out is not None:
+        ckpt = Checkpoint(
+            model_name=cfg.model,
+            model_args=model_args,
+            preprocess=pre,
+            state_dict=model.state_dict(),
+            metrics={"train": train_m.to_dict(), watch_name: watch_m.to_dict(),
+                     "test": result.test.to_dict(), "epochs": cfg.epochs},
+            dataset=data.describe(),
+            config=cfg.to_dict(),
+        )
+        result.checkpoint = save_checkpoint(cfg.out, ckpt)
+    return result

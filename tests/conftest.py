@@ -1,0 +1,61 @@
+"""Shared fixtures. The full MNIST is found at ../shared/data/mnist beside the project;
+tests that need it skip, not fail, where it is absent."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_MNIST = ROOT.parent / "shared" / "data" / "mnist"
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory, monkeypatch):
+    """Every test gets its own empty cache and no LENET5_DATA_DIR from the environment."""
+    cache = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("LENET5_CACHE_DIR", str(cache))
+    monkeypatch.delenv("LENET5_DATA_DIR", raising=False)
+    return cache
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    if not (SHARED_MNIST / "t10k-labels-idx1-ubyte.gz").is_file():
+        pytest.skip("the full MNIST is not at ../shared/data/mnist")
+    return SHARED_MNIST
+
+
+@pytest.fixture(scope="session")
+def mnist(mnist_dir):
+    from lenet5.data import load_dataset
+
+    return load_dataset(data_dir=mnist_dir)
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """Encode a uint8 array as IDX."""
+    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def write_idx(path: Path, array: np.ndarray, compress: bool = True) -> Path:
+    data = idx_bytes(array)
+    path.write_bytes(gzip.compress(data) if compress else data)
+    return path
+
+
+def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None,
+            timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``python -m lenet5 ARGS`` in a subprocess, as a user would."""
+    import os
+
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "lenet5", *args], capture_output=True,
+                          text=True, env=full_env, cwd=cwd, timeout=timeout)

@@ -1,0 +1,75 @@
+import json
+
+import pytest
+import torch
+
+from lenet5.checkpoint import load_checkpoint
+from lenet5.errors import Lenet5Error
+from lenet5.training import TrainConfig, train
+
+
+def small(mnist, n=2000):
+    return mnist.head(n)
+
+
+def test_recipe_fills_what_flags_leave_out():
+    cfg = TrainConfig.for_model("sigmoid", epochs=3, lr=None)
+    assert cfg.epochs == 3
+    assert cfg.optimizer == "adam" and cfg.lr == 3e-3  # sigmoid's own recipe
+
+
+def test_short_run_reduces_loss_and_writes_log(mnist, tmp_path):
+    out = tmp_path / "m.safetensors"
+    cfg = TrainConfig.for_model("classic", epochs=2, out=str(out), progress=False)
+    lines = []
+    result = train(cfg, small(mnist), log=lines.append)
+    losses = [h["train"]["loss"] for h in result.history]
+    assert losses[1] < losses[0] < 2.3
+    assert result.test.acc > 0.5  # chance is 0.1
+    assert lines[0].startswith("(train set) epoch: 1 loss: ")
+    assert lines[1].startswith("(test set)  epoch: 1 loss: ")
+    log = [json.loads(x) for x in cfg.log_path.read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [1, 2]
+    assert log[-1]["test"]["correct"] == result.test.correct
+
+
+def test_same_seed_same_numbers(mnist):
+    def run():
+        cfg = TrainConfig.for_model("modern", epochs=1, seed=7, progress=False)
+        return train(cfg, small(mnist, 1000), log=lambda s: None).history
+
+    a, b = run(), run()
+    for x, y in zip(a, b):
+        x.pop("train_seconds"), y.pop("train_seconds")
+    assert a == b
+
+
+def test_val_split_reports_val_then_test(mnist):
+    lines = []
+    cfg = TrainConfig.for_model("modern", epochs=1, val_split=0.1, progress=False)
+    result = train(cfg, small(mnist, 1000), log=lines.append)
+    assert lines[1].startswith("(val set)   epoch: 1")
+    assert lines[2].startswith("(test set)  loss:")
+    assert result.history[0]["val"]["total"] == 100
+    assert result.history[0]["train"]["total"] == 900
+
+
+def test_checkpoint_round_trip(mnist, tmp_path):
+    out = tmp_path / "k.safetensors"
+    cfg = TrainConfig.for_model("keras", epochs=1, out=str(out), progress=False)
+    result = train(cfg, small(mnist, 500), log=lambda s: None)
+    ckpt = load_checkpoint(out)
+    assert ckpt.model_name == "keras"
+    assert ckpt.model_args == {"num_classes": 10, "in_channels": 1}
+    assert ckpt.metrics["test"]["correct"] == result.test.correct
+    assert ckpt.dataset["sha256"] == mnist.content_hash
+    assert ckpt.preprocess.pad == 2
+    model = ckpt.build_model()
+    for k, v in result.model.state_dict().items():
+        assert torch.equal(model.state_dict()[k], v)
+
+
+@pytest.mark.parametrize("bad", [dict(epochs=0), dict(lr=-1.0), dict(val_split=1.5)])
+def test_bad_settings_are_refused(mnist, bad):
+    with pytest.raises(Lenet5Error):
+        train(TrainConfig.for_model("classic", progress=False, **bad), small(mnist, 100))
