@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..explain import explain, format_explanation
 from ..models import list_models
 from ..summary import format_summary, summarize
 
@@ -14,6 +15,9 @@ def add_parser(sub) -> None:
     p.add_argument("--all", action="store_true", help="every registered model")
     p.add_argument("--num-classes", type=int, help="number of output classes")
     p.add_argument("--in-channels", type=int, help="input channels")
+    p.add_argument("--explain", action="store_true",
+                   help="work out every layer's shape arithmetic, receptive field, "
+                   "parameters, MACs and activation memory")
     p.set_defaults(func=run, parser=p)
 
 
@@ -23,5 +27,11 @@ def run(args) -> int:
     kwargs = {k: v for k, v in (("num_classes", args.num_classes),
                                 ("in_channels", args.in_channels)) if v is not None}
     names = list_models() if args.all else [args.model]
-    print("\n\n".join(format_summary(summarize(n, **kwargs)) for n in names))
+
+    def render(name: str) -> str:
+        if args.explain:
+            return format_explanation(explain(name, **kwargs))
+        return format_summary(summarize(name, **kwargs))
+
+    print("\n\n".join(render(n) for n in names))
     return 0
