@@ -23,7 +23,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     if args.list:
-        for name, where in dataset_status(args.data_dir):
+        for name, where in dataset_status(args.data_dir, args.dataset):
             print(f"{name:<14} {where}")
         return 0
     if args.dataset not in list_datasets():

@@ -101,11 +101,12 @@ def cache_dir() -> Path:
 
 
 def _candidates(directory: Path, spec: DatasetSpec, file_name: str) -> list[Path]:
-    """The names a file commonly goes by: with or without .gz, '.' or '-' before 'idx',
-    directly in the directory or in a subdirectory named after the dataset."""
+    """The names a file commonly goes by: with or without .gz, '.' or '-' before 'idx', in
+    a subdirectory named after the dataset (first: several datasets share MNIST's file
+    names) or directly in the directory."""
     stems = [file_name, file_name.replace("-idx", ".idx")]
     names = [s + ext for s in stems for ext in (".gz", "")]
-    return [d / n for d in (directory, directory / spec.name) for n in names]
+    return [d / n for d in (directory / spec.name, directory) for n in names]
 
 
 def find_file(directory: Path, spec: DatasetSpec, file_name: str) -> Path | None:
@@ -229,6 +230,14 @@ def locate_files(
     return {**paths, **fetched}  # type: ignore[dict-item]
 
 
+def _known_content() -> dict[str, tuple[str, str]]:
+    """Published content SHA-256 -> (dataset, file), over every registered dataset."""
+    from .registry import list_datasets
+
+    return {h: (name, f) for name in list_datasets()
+            for f, h in get_dataset_spec(name).sha256.items()}
+
+
 def _read_verified(spec: DatasetSpec, file_name: str, path: Path,
                    unverified: list[str] | None = None) -> tuple[np.ndarray, str]:
     """The file's array and content SHA-256, verified as well as the dataset allows;
@@ -240,6 +249,9 @@ def _read_verified(spec: DatasetSpec, file_name: str, path: Path,
     if want is None and in_cache:
         want = _recorded(path.parent).get(file_name)
     got = read_idx(path, ndim, dtypes, file_md5=want is None and want_md5 is not None)
+    if got.sha256 != want and (other := _known_content().get(got.sha256)):
+        raise Lenet5Error(f"{path} is {other[0]}'s {other[1]}, not {spec.name}'s {file_name}; "
+                          f"use --dataset {other[0]}, or point --data-dir at {spec.name}'s files")
     if want is not None and got.sha256 != want:
         source = "published" if spec.verifiable(file_name) else "verified at download"
         raise Lenet5Error(
@@ -345,15 +357,20 @@ def prepare(
     return target, hashes
 
 
-def dataset_status(data_dir: str | os.PathLike | None = None) -> list[tuple[str, str]]:
-    """For ``prepare --list``: (dataset name, where it is found or that it is missing)."""
+def dataset_status(data_dir: str | os.PathLike | None = None,
+                   dataset: str = "mnist") -> list[tuple[str, str]]:
+    """For ``prepare --list``: (dataset name, where it is found or that it is missing), by
+    file names, not yet verified. Several datasets share MNIST's file names, so the user's
+    directory speaks for ``dataset`` and for datasets in a ``<name>/`` subfolder of it."""
     from .registry import list_datasets
 
     rows = []
+    user = _user_dir(data_dir)
     for name in list_datasets():
         spec = get_dataset_spec(name)
+        mine = user is not None and (name == dataset or (user[0] / name).is_dir())
         try:
-            loc = find_dataset(spec, data_dir)
+            loc = find_dataset(spec, data_dir, user_dir=mine)
         except Lenet5Error:  # the user's directory holds another dataset: look elsewhere
             loc = find_dataset(spec, user_dir=False)
         rows.append((name, f"{loc.origin}: {loc.directory}" if loc else
