@@ -9,10 +9,10 @@ from tests.data.test_folder import make_folder
 def test_modern_learns_a_slice_of_fashion_mnist(fashion_dir, tmp_path):
     data = load_dataset("fashion-mnist", data_dir=fashion_dir).head(1000)
     out = tmp_path / "f.safetensors"
-    cfg = TrainConfig.for_model("modern", dataset="fashion-mnist", epochs=2, batch_size=32,
+    cfg = TrainConfig.for_model("modern", dataset="fashion-mnist", epochs=1, batch_size=32,
                                 out=str(out), progress=False)
     result = train(cfg, data, log=lambda s: None)
-    assert result.test.acc > 0.6  # chance is 0.1
+    assert result.test.acc > 0.4  # chance is 0.1
     ckpt = load_checkpoint(out)
     assert ckpt.classes[0] == "T-shirt/top" and ckpt.classes[9] == "Ankle boot"
     assert ckpt.dataset["name"] == "fashion-mnist"
