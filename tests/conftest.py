@@ -16,13 +16,26 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_MNIST = ROOT.parent / "shared" / "data" / "mnist"
 
 
+SYSTEM_FASHION = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
+
+
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path_factory, monkeypatch):
-    """Every test gets its own empty cache and no LENET5_DATA_DIR from the environment."""
+    """Every test gets its own empty cache, no LENET5_DATA_DIR from the environment and no
+    system dataset directories (a test that wants them sets LENET5_SYSTEM_DATA_DIRS)."""
     cache = tmp_path_factory.mktemp("cache")
     monkeypatch.setenv("LENET5_CACHE_DIR", str(cache))
+    monkeypatch.setenv("LENET5_SYSTEM_DATA_DIRS", "")
     monkeypatch.delenv("LENET5_DATA_DIR", raising=False)
     return cache
+
+
+@pytest.fixture(scope="session")
+def fashion_dir() -> Path:
+    """Fashion-MNIST as Debian installs it (CI: apt-get install dataset-fashion-mnist)."""
+    if not (SHARED_FASHION := SYSTEM_FASHION / "t10k-labels-idx1-ubyte.gz").is_file():
+        pytest.skip(f"Fashion-MNIST is not installed ({SHARED_FASHION.parent})")
+    return SYSTEM_FASHION
 
 
 @pytest.fixture(scope="session")

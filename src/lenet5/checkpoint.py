@@ -46,6 +46,15 @@ class Checkpoint:
             ) from None
         return model.eval()
 
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """The class names, in label order, of the data the model was trained on (older
+        checkpoints, which did not record them: the label numbers)."""
+        names = self.dataset.get("classes")
+        if names:
+            return tuple(names)
+        return tuple(str(i) for i in range(self.model_args.get("num_classes", 10)))
+
     def metadata(self) -> dict[str, Any]:
         return {
             "format": FORMAT,

@@ -1,54 +1,103 @@
-"""The downloader against an HTTP server the test starts on 127.0.0.1."""
+"""The downloader against an HTTP server the test starts on 127.0.0.1: good, slow, stalling,
+dropping, wrong, missing and failing mirrors; servers that honour or ignore Range; two
+processes downloading the same file at once."""
 
 import gzip
 import hashlib
+import io
+import multiprocessing
+import sys
 import threading
+import time
+import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
 
-from lenet5.data.download import download_file
+from lenet5.data.download import download_archive, download_file
+from lenet5.data.registry import Archive
 from lenet5.errors import Lenet5Error
 from tests.conftest import idx_bytes, run_cli
 
-CONTENT = idx_bytes(np.arange(3 * 28 * 28, dtype=np.uint8).reshape(3, 28, 28) % 251)
-GOOD = gzip.compress(CONTENT)
+CONTENT = idx_bytes(np.random.default_rng(0).integers(0, 256, (40, 28, 28), dtype=np.uint8))
+GOOD = gzip.compress(CONTENT, mtime=0)
 SHA = hashlib.sha256(CONTENT).hexdigest()
+MD5 = hashlib.md5(GOOD).hexdigest()
+FAST = dict(backoff=0.01, timeout=5.0)  # no long pauses between tries in the tests
 
 
 class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
     def log_message(self, *args):
         pass
 
+    def _send(self, body: bytes, honour_range: bool = True, stop_after: int | None = None,
+              pause: float = 0.0, chunks: int = 1):
+        """Send ``body`` (the part a Range asks for, if honoured); hang up after
+        ``stop_after`` bytes; send it in ``chunks`` with ``pause`` seconds between them."""
+        start = 0
+        rng = self.headers.get("Range")
+        if rng and honour_range:
+            start = int(rng.split("=")[1].rstrip("-"))
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+        else:
+            self.send_response(200)
+        payload = body[start:]
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if stop_after is not None:
+            payload = payload[:stop_after]
+        step = max(1, -(-len(payload) // chunks))
+        for i in range(0, len(payload), step):
+            self.wfile.write(payload[i:i + step])
+            self.wfile.flush()
+            time.sleep(pause)
+        if stop_after is not None:
+            self.close_connection = True
+
     def do_GET(self):
         kind = self.path.strip("/").split("/")[0]
-        self.server.hits.append(kind)
+        srv = self.server
+        with srv.lock:
+            srv.hits.append((kind, self.headers.get("Range")))
+            n = srv.count[kind] = srv.count.get(kind, 0) + 1
+        half = len(GOOD) // 2
         if kind == "good":
-            body = GOOD
+            self._send(GOOD)
+        elif kind == "norange":  # ignores Range: always the whole file, 200
+            self._send(GOOD, honour_range=False, stop_after=half if n == 1 else None)
+        elif kind == "drop":  # first answer hangs up halfway; Range resumes
+            self._send(GOOD, stop_after=half if n == 1 else None)
+        elif kind == "alwaysdrop":  # never gets further than half
+            self._send(GOOD, honour_range=False, stop_after=half)
+        elif kind == "slow":  # the whole file, in 20 pieces over about a second
+            self._send(GOOD, pause=0.05, chunks=20)
+        elif kind == "stall":  # first answer stops sending for longer than the timeout
+            if n == 1:
+                self._send(GOOD, stop_after=half, pause=2.0)
+            else:
+                self._send(GOOD)
+        elif kind == "flaky":  # 503 once, then good
+            if n == 1:
+                self.send_error(503)
+            else:
+                self._send(GOOD)
         elif kind == "corrupt":
-            body = gzip.compress(CONTENT[:-1] + b"\x07")
-        elif kind == "drop":  # promise everything, send half, hang up
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(GOOD)))
-            self.end_headers()
-            self.wfile.write(GOOD[: len(GOOD) // 2])
-            self.wfile.flush()
-            self.close_connection = True
-            return
+            self._send(gzip.compress(CONTENT[:-1] + b"\x07"))
+        elif kind == "zip":
+            self._send(srv.zip_bytes)
         else:
             self.send_error(404)
-            return
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
 
 @pytest.fixture()
 def server():
     srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    srv.hits = []
+    srv.daemon_threads = True
+    srv.hits, srv.count, srv.lock = [], {}, threading.Lock()
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
     thread.start()
     yield srv, f"http://127.0.0.1:{srv.server_address[1]}"
@@ -56,33 +105,136 @@ def server():
     srv.server_close()
 
 
+def files(d):
+    return sorted(p.name for p in d.iterdir() if not p.name.endswith(".lock"))
+
+
 def test_good_file(server, tmp_path):
     srv, url = server
-    path = download_file("f-idx3-ubyte", [url + "/good/"], tmp_path, SHA, expect_ndim=3)
+    path = download_file("f-idx3-ubyte", [url + "/good/"], tmp_path, SHA, expect_ndim=3, **FAST)
     assert path.read_bytes() == GOOD
-    assert [p.name for p in tmp_path.iterdir()] == ["f-idx3-ubyte.gz"]
+    assert files(tmp_path) == ["f-idx3-ubyte.gz"]
 
 
-@pytest.mark.parametrize("bad", ["corrupt", "drop", "missing"])
+@pytest.mark.parametrize("bad", ["corrupt", "missing", "alwaysdrop"])
 def test_bad_first_mirror_falls_through_to_the_next(server, tmp_path, bad):
     srv, url = server
-    path = download_file("f-idx3-ubyte", [f"{url}/{bad}/", f"{url}/good/"], tmp_path, SHA, 3)
-    assert srv.hits == [bad, "good"]
+    path = download_file("f-idx3-ubyte", [f"{url}/{bad}/", f"{url}/good/"], tmp_path, SHA, 3,
+                         retries=2, **FAST)
+    kinds = [k for k, _ in srv.hits]
+    assert kinds == [bad] * (3 if bad == "alwaysdrop" else 1) + ["good"]
+    assert srv.hits[-1] == ("good", None)  # a new mirror starts from zero
     assert path.read_bytes() == GOOD
 
 
-@pytest.mark.parametrize("bad", ["corrupt", "drop", "missing"])
+@pytest.mark.parametrize("bad", ["corrupt", "alwaysdrop", "missing"])
 def test_no_good_mirror_leaves_nothing_behind(server, tmp_path, bad):
     srv, url = server
     with pytest.raises(Lenet5Error, match="could not download f-idx3-ubyte.*--data-dir"):
-        download_file("f-idx3-ubyte", [f"{url}/{bad}/"], tmp_path, SHA, 3)
-    assert list(tmp_path.iterdir()) == []
+        download_file("f-idx3-ubyte", [f"{url}/{bad}/"], tmp_path, SHA, 3, retries=1, **FAST)
+    assert files(tmp_path) == []
+
+
+def test_dropped_connection_resumes_with_range(server, tmp_path):
+    srv, url = server
+    path = download_file("f-idx3-ubyte", [f"{url}/drop/"], tmp_path, SHA, 3, **FAST)
+    assert path.read_bytes() == GOOD
+    assert srv.hits == [("drop", None), ("drop", f"bytes={len(GOOD) // 2}-")]
+
+
+def test_server_that_ignores_range_starts_over(server, tmp_path):
+    srv, url = server
+    path = download_file("f-idx3-ubyte", [f"{url}/norange/"], tmp_path, SHA, 3, **FAST)
+    assert path.read_bytes() == GOOD  # not the first half twice
+    assert [k for k, _ in srv.hits] == ["norange", "norange"]
+
+
+def test_stalled_server_times_out_and_resumes(server, tmp_path):
+    srv, url = server
+    path = download_file("f-idx3-ubyte", [f"{url}/stall/"], tmp_path, SHA, 3,
+                         backoff=0.01, timeout=0.5)
+    assert path.read_bytes() == GOOD
+    assert len(srv.hits) == 2 and srv.hits[1][1] is not None  # the second asked for the rest
+
+
+def test_slow_server_and_server_error_are_retried(server, tmp_path):
+    srv, url = server
+    assert download_file("a-idx3-ubyte", [f"{url}/slow/"], tmp_path, SHA, 3,
+                         **FAST).read_bytes() == GOOD
+    assert download_file("b-idx3-ubyte", [f"{url}/flaky/"], tmp_path, SHA, 3,
+                         **FAST).read_bytes() == GOOD
+    assert [k for k, _ in srv.hits] == ["slow", "flaky", "flaky"]
+
+
+def test_partial_file_from_an_interrupted_run_is_resumed(server, tmp_path):
+    srv, url = server
+    (tmp_path / "f-idx3-ubyte.gz.part").write_bytes(GOOD[:1000])
+    path = download_file("f-idx3-ubyte", [f"{url}/good/"], tmp_path, SHA, 3, **FAST)
+    assert path.read_bytes() == GOOD
+    assert srv.hits == [("good", "bytes=1000-")]
+
+
+def test_stale_partial_file_is_discarded_once_the_hash_fails(server, tmp_path):
+    srv, url = server
+    (tmp_path / "f-idx3-ubyte.gz.part").write_bytes(b"\x1f\x8bnot the same file at all")
+    path = download_file("f-idx3-ubyte", [f"{url}/good/"], tmp_path, SHA, 3, **FAST)
+    assert path.read_bytes() == GOOD
+    assert srv.hits[-1] == ("good", None)
+
+
+def test_md5_of_the_download_is_checked(server, tmp_path):
+    srv, url = server
+    assert download_file("f-idx3-ubyte", [f"{url}/good/"], tmp_path, md5=MD5, **FAST).is_file()
+    with pytest.raises(Lenet5Error, match="MD5"):
+        download_file("g-idx3-ubyte", [f"{url}/good/"], tmp_path, md5="0" * 32, **FAST)
+
+
+def test_archive_is_verified_and_its_members_extracted(server, tmp_path):
+    srv, url = server
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("gzip/x-images-idx3-ubyte.gz", GOOD)
+        z.writestr("gzip/other.gz", b"not needed")
+    srv.zip_bytes = buf.getvalue()
+    archive = Archive("gzip.zip", hashlib.md5(srv.zip_bytes).hexdigest(),
+                      {"x-images-idx3-ubyte": "gzip/x-images-idx3-ubyte.gz"})
+    got = download_archive(archive, [f"{url}/zip/"], tmp_path)
+    assert got["x-images-idx3-ubyte"].read_bytes() == GOOD
+    assert files(tmp_path) == ["x-images-idx3-ubyte.gz"]  # the zip is gone
+    bad = Archive("gzip.zip", "0" * 32, archive.members)
+    with pytest.raises(Lenet5Error, match="MD5"):
+        download_archive(bad, [f"{url}/zip/"], tmp_path / "other")
+
+
+def _download_in_child(url, dest_dir, start):
+    start.wait(30)
+    path = download_file("f-idx3-ubyte", [url], dest_dir, SHA, 3)
+    sys.exit(0 if path.read_bytes() == GOOD else 3)
+
+
+def test_two_processes_download_the_same_file_once(server, tmp_path):
+    """Two processes (forked, so they need not import torch again) start together on a slow
+    mirror; the lock makes the second wait and then find the verified file: the server sends
+    it once and neither sees half a file."""
+    srv, url = server
+    ctx = multiprocessing.get_context("fork")
+    start = ctx.Event()
+    procs = [ctx.Process(target=_download_in_child, args=(f"{url}/slow/", tmp_path, start))
+             for _ in range(2)]
+    for p in procs:
+        p.start()
+    start.set()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0, 0]
+    assert srv.hits == [("slow", None)]
+    assert files(tmp_path) == ["f-idx3-ubyte.gz"]
 
 
 def test_prepare_without_network_says_how_to_use_local_files(tmp_path):
     # Port 9 on loopback: nothing listens, so the connection is refused at once.
     r = run_cli("prepare", "--mirror", "http://127.0.0.1:9/",
-                env={"LENET5_CACHE_DIR": str(tmp_path)})
+                env={"LENET5_CACHE_DIR": str(tmp_path), "LENET5_SYSTEM_DATA_DIRS": ""})
     assert r.returncode == 1
     assert "Traceback" not in r.stderr
     assert "--data-dir DIR or the LENET5_DATA_DIR" in r.stderr

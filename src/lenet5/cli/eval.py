@@ -25,7 +25,7 @@ def run(args) -> int:
     ckpt = load_checkpoint(args.checkpoint, expect_model=args.model)
     model = ckpt.build_model()
     config = ckpt.config
-    data = load_dataset(args.dataset, args.data_dir).head(args.limit)
+    data = load_dataset(args.dataset, args.data_dir, for_model=ckpt.model_name).head(args.limit)
     expected = ckpt.dataset.get("sha256")
     if expected and ckpt.dataset.get("name") == data.name and expected != data.content_hash:
         print(f"lenet5: warning: {data.name} here differs from the data the model was "

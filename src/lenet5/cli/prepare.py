@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ..data import prepare
+from ..data import dataset_status, list_datasets, prepare
+from ..errors import Lenet5Error
 from .common import add_data_args
 
 
@@ -15,10 +16,19 @@ def add_parser(sub) -> None:
     p.add_argument("--mirror", action="append", metavar="URL",
                    help="base URL to download from instead of the built-in mirrors "
                         "(repeatable; tried in order)")
+    p.add_argument("--list", action="store_true",
+                   help="list every dataset and where it is found (or that it is missing)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    if args.list:
+        for name, where in dataset_status(args.data_dir, args.dataset):
+            print(f"{name:<14} {where}")
+        return 0
+    if args.dataset not in list_datasets():
+        raise Lenet5Error(f"--dataset {args.dataset} is read from --data-dir where it is; "
+                          "there is nothing to prepare")
     target, hashes = prepare(args.dataset, args.data_dir, mirrors=args.mirror)
     for name, digest in hashes.items():
         print(f"ok  {name:<26} sha256 {digest}")

@@ -56,7 +56,8 @@ def run(args) -> int:
         out=args.out or DEFAULT_OUT.format(model=args.model),
         progress=False if args.no_progress else None,
     )
-    data = load_dataset(cfg.dataset, cfg.data_dir).head(args.limit)
+    data = load_dataset(cfg.dataset, cfg.data_dir, for_model=cfg.model).head(args.limit)
     result = train(cfg, data)
-    print(f"saved {result.checkpoint}  (metrics log: {Path(cfg.log_path)})")
+    if result.checkpoint is not None:  # under torchrun, only rank 0 writes it
+        print(f"saved {result.checkpoint}  (metrics log: {Path(cfg.log_path)})")
     return 0

@@ -7,6 +7,7 @@ No per-sample Python, no DataLoader workers.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -21,11 +22,12 @@ from tqdm import tqdm
 from ..checkpoint import Checkpoint, save_checkpoint
 from ..data import Dataset, Split, to_input
 from ..errors import Lenet5Error
-from ..evaluation import Metrics, evaluate, format_metrics
+from ..evaluation import Metrics, format_metrics
 from ..io import atomic_write_text, ensure_writable_dir
 from ..models import create_model, get_model_entry
+from . import distributed
 from .config import TrainConfig
-from .device import pick_device, seed_everything
+from .device import seed_everything
 from .losses import build_loss
 from .optim import build_optimizer, build_schedule
 
@@ -56,31 +58,34 @@ def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print) -
     if cfg.out is not None:
         ensure_writable_dir(Path(cfg.out).parent)  # fail now, not after an hour of training
     seed_everything(cfg.seed)
-    device = pick_device(cfg.device)
+    ddp = distributed.context(cfg.device)  # several processes under torchrun, else one
+    device = ddp.device
+    if not ddp.is_main:  # only rank 0 prints, logs and saves
+        log, cfg = (lambda line: None), dataclasses.replace(cfg, out=None, progress=False)
     entry = get_model_entry(cfg.model)
     model_args = {"num_classes": len(data.classes), "in_channels": data.in_channels,
                   **cfg.model_args}
-    model = create_model(cfg.model, **model_args).to(device)
+    model = ddp.wrap(create_model(cfg.model, **model_args).to(device))
     pre = entry.preprocess
     loss_fn = build_loss(cfg.loss, **cfg.loss_args)
 
     train_split, val_split = split_validation(data.train, cfg.val_split, cfg.seed)
     watch_name, watch_split = ("val", val_split) if val_split is not None else ("test", data.test)
-    steps_per_epoch = math.ceil(len(train_split) / cfg.batch_size)
+    steps_per_epoch = math.ceil(ddp.shard_size(len(train_split)) / cfg.batch_size)
     optimizer = build_optimizer(cfg.optimizer, model.parameters(), lr=cfg.lr,
                                 weight_decay=cfg.weight_decay, momentum=cfg.momentum)
     schedule = build_schedule(cfg.schedule, optimizer, cfg.epochs, steps_per_epoch)
     shuffle = torch.Generator().manual_seed(cfg.seed)
 
     def measure(split: Split) -> Metrics:
-        return evaluate(model, split, pre, loss_fn, cfg.eval_batch_size, device)
+        return ddp.evaluate(model, split, pre, loss_fn, cfg.eval_batch_size, device)
 
-    result = TrainResult(model=model)
+    result = TrainResult(model=distributed.unwrap(model))
     log_lines: list[str] = []
     for epoch in range(1, cfg.epochs + 1):
         started = time.perf_counter()
         model.train()
-        perm = torch.randperm(len(train_split), generator=shuffle)
+        perm = ddp.shard(torch.randperm(len(train_split), generator=shuffle))
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{cfg.epochs}", leave=False,
                    disable=None if cfg.progress is None else not cfg.progress, unit="batch")
         for step in bar:
@@ -116,11 +121,11 @@ def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print) -
             model_name=cfg.model,
             model_args=model_args,
             preprocess=pre,
-            state_dict=model.state_dict(),
+            state_dict=distributed.unwrap(model).state_dict(),
             metrics={"train": train_m.to_dict(), watch_name: watch_m.to_dict(),
                      "test": result.test.to_dict(), "epochs": cfg.epochs},
             dataset=data.describe(),
-            config=cfg.to_dict(),
+            config={**cfg.to_dict(), "world_size": ddp.world_size},
         )
         result.checkpoint = save_checkpoint(cfg.out, ckpt)
     return result
