@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from lenet5.serve.engine import ServedModel, feature_layers
+from lenet5.serve.engine import ServedModel
 
 pytest.importorskip("fastapi")
 
@@ -103,15 +103,6 @@ def test_activations_are_the_layer_outputs(client, checkpoint, digits):
     assert -1 <= maps["C1"]["min"] < 0 < maps["C1"]["max"] <= 1  # C1 after its tanh
     same = client.post("/api/predict?activations=true&model=classic", json={"pixels": img.tolist()})
     assert [a["layer"] for a in same.json()["activations"]] == ["C1", "S2", "C3", "S4"]
-
-
-def test_feature_layers_are_found_by_name_not_model():
-    import lenet5
-
-    for name in ("classic", "modern", "sigmoid", "modern-c5conv"):
-        layers = feature_layers(lenet5.create_model(name))
-        assert list(layers) == ["C1", "S2", "C3", "S4"], name
-    assert feature_layers(lenet5.create_model("alexnet")) == {}
 
 
 def test_an_image_file_is_preprocessed_like_predict(client, digits):

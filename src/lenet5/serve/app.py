@@ -12,9 +12,7 @@ they are read: by Content-Length, and by counting the bytes of a streamed body.
 
 from __future__ import annotations
 
-import asyncio
 import json
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -185,14 +183,7 @@ def create_app(checkpoints: list[str | Path], max_body_bytes: int = MAX_BODY_BYT
     models = load_models(checkpoints)
     default = next(iter(models))
     batchers = {model_id: Batcher(m) for model_id, m in models.items()}
-
-    @asynccontextmanager
-    async def lifespan(app):
-        yield
-        for b in batchers.values():
-            b.close()
-
-    app = FastAPI(title="lenet5", version=__version__, lifespan=lifespan,
+    app = FastAPI(title="lenet5", version=__version__,
                   description="Draw a digit, watch LeNet-5 read it: predictions and feature maps.")
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     app.state.models = models
@@ -221,7 +212,7 @@ def create_app(checkpoints: list[str | Path], max_body_bytes: int = MAX_BODY_BYT
         return models[model_id]
 
     async def answer(served: ServedModel, digit: np.ndarray, activations: bool) -> PredictResponse:
-        p: Prediction = await asyncio.wrap_future(batchers[served.id].submit(digit, activations))
+        p: Prediction = await batchers[served.id].predict(digit, activations)
         maps = [_feature_maps(k, v) for k, v in p.activations.items()] if activations else None
         return PredictResponse.model_construct(model=served.id, digit=p.digit,
                                                probabilities=[round(x, 6) for x in p.probabilities],
