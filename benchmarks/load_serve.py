@@ -9,8 +9,9 @@ the end. Each client is one keep-alive connection that posts MNIST-sized digits 
 and are not counted. Loopback only.
 
 The clients are asyncio coroutines speaking a minimal HTTP/1.1 (a few lines here) rather
-than httpx in 20 threads: with threads the load generator's own GIL contention showed up
-as server latency (p99 several times higher in back-to-back runs on the same machine).
+than 20 threads of http.client or httpx: with threads the load generator's own GIL
+contention showed up as server latency (p99 several times higher in back-to-back runs on
+the same machine).
 
 On a shared machine latency depends on the neighbours; the server's CPU time per request
 (from /proc, when this script started the server) does much less.

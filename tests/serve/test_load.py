@@ -64,3 +64,11 @@ def test_serve_refuses_a_port_in_use(checkpoint, server_url, capsys):
     assert main(["serve", str(checkpoint), "--port", port]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"lenet5: error: cannot listen on 127.0.0.1:{port} (") and "\n" not in err
+
+
+def test_serve_refuses_a_missing_checkpoint(tmp_path, capsys):
+    from lenet5.cli import main
+
+    assert main(["serve", str(tmp_path / "nope.safetensors")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"lenet5: error: checkpoint {tmp_path / 'nope.safetensors'} does not exist"

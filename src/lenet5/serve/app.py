@@ -103,7 +103,11 @@ class BodyTooLarge(Exception):
 
 
 class BodyLimit:
-    """ASGI middleware: refuse request bodies over ``max_bytes`` without reading them."""
+    """ASGI middleware: refuse request bodies over ``max_bytes`` without reading them.
+
+    Not FastAPI's own ``max_body_size``: as of FastAPI 0.165 it answers a Content-Length
+    over the limit with a plain-text 413, and this API promises JSON errors throughout.
+    """
 
     def __init__(self, app, max_bytes: int):
         self.app, self.max_bytes = app, max_bytes
