@@ -1,0 +1,159 @@
+"""Load on `lenet5 serve`: requests per second and p50/p99 latency at N concurrent clients.
+
+    python -m benchmarks.load_serve CHECKPOINT [--clients 20] [--requests 4000] [--activations]
+    python -m benchmarks.load_serve --url http://127.0.0.1:8000      # a server already running
+
+Without --url it starts ``lenet5 serve CHECKPOINT --port 0`` on 127.0.0.1 and stops it at
+the end. Each client is one keep-alive connection that posts MNIST-sized digits as JSON
+(``{"pixels": 28x28}``), one request after another; the first 10% of the requests warm up
+and are not counted. Loopback only.
+
+The clients are asyncio coroutines speaking a minimal HTTP/1.1 (a few lines here) rather
+than 20 threads of http.client or httpx: with threads the load generator's own GIL
+contention showed up as server latency (p99 several times higher in back-to-back runs on
+the same machine).
+
+On a shared machine latency depends on the neighbours; the server's CPU time per request
+(from /proc, when this script started the server) does much less.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import queue
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from urllib.parse import urlsplit
+
+import numpy as np
+
+
+def start_server(checkpoint: str) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen([sys.executable, "-m", "lenet5", "serve", checkpoint, "--port", "0"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(x) for x in proc.stderr], daemon=True).start()
+    try:
+        line = lines.get(timeout=120)
+    except queue.Empty:
+        proc.kill()
+        sys.exit("lenet5 serve did not start within 120 s")
+    if " at http://" not in line:
+        proc.kill()
+        sys.exit(f"lenet5 serve failed: {line.strip()}")
+    return proc, line.split(" at ")[1].split()[0]
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU time of a process (Linux /proc), or None elsewhere."""
+    if pid is None:
+        return None
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def bodies(n: int, activations: bool, seed: int = 0) -> list[bytes]:
+    """Digit-like payloads: a thick random stroke on black, as the page would send."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        img = np.zeros((28, 28), dtype=np.uint8)
+        y, x = rng.integers(6, 22, size=2)
+        for _ in range(60):
+            y = int(np.clip(y + rng.integers(-1, 2), 4, 23))
+            x = int(np.clip(x + rng.integers(-1, 2), 4, 23))
+            img[y - 1:y + 2, x - 1:x + 2] = 255
+        out.append(json.dumps({"pixels": img.tolist(), "activations": activations}).encode())
+    return out
+
+
+async def _client(host: str, port: int, jobs, payloads: list[bytes], warmup: int, marks: dict,
+                  latencies: list[float], errors: list[str]) -> None:
+    """One keep-alive connection posting one request after another (a minimal HTTP/1.1)."""
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        for i in jobs:
+            if i == warmup:
+                marks["t0"], marks["cpu0"] = time.perf_counter(), cpu_seconds(marks["pid"])
+            body = payloads[i % len(payloads)]
+            started = time.perf_counter()
+            writer.write(b"POST /api/predict HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: %d\r\n\r\n%s" % (host.encode(), len(body), body))
+            head = await reader.readuntil(b"\r\n\r\n")
+            fields = dict(line.split(b":", 1) for line in head.split(b"\r\n")[1:] if b":" in line)
+            length = int({k.strip().lower(): v for k, v in fields.items()}[b"content-length"])
+            answer = await reader.readexactly(length)
+            elapsed = time.perf_counter() - started
+            if not head.startswith(b"HTTP/1.1 200") or b'"digit"' not in answer:
+                errors.append((head.split(b"\r\n")[0] + b" " + answer[:200]).decode(errors="replace"))
+            elif i >= warmup:
+                latencies.append(elapsed)
+    finally:
+        writer.close()
+
+
+def run(url: str, clients: int, requests: int, activations: bool, pid: int | None = None) -> dict:
+    parts = urlsplit(url)
+    payloads = bodies(64, activations)
+    warmup = requests // 10
+    latencies: list[float] = []
+    errors: list[str] = []
+    marks: dict = {"pid": pid}
+    jobs = iter(range(requests))  # shared: each client takes the next request number
+
+    async def all_clients():
+        await asyncio.gather(*[_client(parts.hostname, parts.port, jobs, payloads, warmup, marks,
+                                       latencies, errors) for _ in range(clients)])
+
+    asyncio.run(all_clients())
+    elapsed = time.perf_counter() - marks["t0"]
+    cpu1 = cpu_seconds(pid)
+    cpu = cpu1 - marks["cpu0"] if cpu1 is not None and marks["cpu0"] is not None else None
+    ms = np.array(latencies) * 1000
+    return {"clients": clients, "requests": len(latencies), "errors": len(errors),
+            "rps": len(latencies) / elapsed, "p50_ms": float(np.percentile(ms, 50)),
+            "p99_ms": float(np.percentile(ms, 99)), "mean_ms": statistics.fmean(ms),
+            "server_cpu_ms": 1000 * cpu / len(latencies) if cpu is not None else None,
+            "first_error": errors[0] if errors else None}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoint", nargs="?", help="checkpoint to serve (unless --url)")
+    p.add_argument("--url", help="a server already running, e.g. http://127.0.0.1:8000")
+    p.add_argument("--clients", type=int, default=20)
+    p.add_argument("--requests", type=int, default=4000)
+    p.add_argument("--activations", action="store_true", help="ask for the feature maps too")
+    args = p.parse_args()
+    if not args.url and not args.checkpoint:
+        p.error("give a CHECKPOINT to serve or the --url of a running server")
+    if args.url and not args.url.startswith(("http://127.", "http://localhost", "http://[::1]")):
+        p.error("loopback only: --url must be http://127.x.x.x, localhost or [::1]")
+    proc, url = (None, args.url) if args.url else start_server(args.checkpoint)
+    try:
+        r = run(url, args.clients, args.requests, args.activations, proc.pid if proc else None)
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=10)
+    what = "JSON pixels + feature maps" if args.activations else "JSON pixels"
+    print(f"{r['clients']} clients, {r['requests']} requests ({what}), {r['errors']} errors: "
+          f"{r['rps']:.0f} requests/s, p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms"
+          + (f", server CPU {r['server_cpu_ms']:.2f} ms/request" if r["server_cpu_ms"] else ""))
+    if r["first_error"]:
+        print(f"first error: {r['first_error']}")
+    if r["errors"]:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

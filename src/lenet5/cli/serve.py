@@ -1,0 +1,58 @@
+"""``lenet5 serve``: the drawing page and the JSON API for one or more checkpoints."""
+
+from __future__ import annotations
+
+import gc
+import socket
+import sys
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "serve", help="draw digits in the browser; a JSON API for predictions",
+        description="Serve a page to draw a digit on and watch the model read it, with its "
+                    "feature maps, and a JSON API (POST /api/predict, GET /api/models, "
+                    "/openapi.json). With several checkpoints the page offers a model picker.")
+    p.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT",
+                   help=".safetensors checkpoints written by `lenet5 train` (the first is the default)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default: 127.0.0.1, this machine only; "
+                        "0.0.0.0 for every interface)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0: any free port)")
+    p.add_argument("--threads", type=int, default=1, metavar="N",
+                   help="torch threads per forward pass (default: 1; requests run in parallel)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..errors import Lenet5Error
+    from ..serve import create_app, require_serve_extra
+
+    require_serve_extra()
+    import torch
+    import uvicorn
+
+    torch.set_num_threads(max(1, args.threads))
+    app = create_app(args.checkpoints)
+    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+    # IPPROTO_TCP, not 0: asyncio turns Nagle off (TCP_NODELAY) only on sockets that say
+    # they are TCP, and with Nagle on, keep-alive responses wait 40 ms for delayed ACKs.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((args.host, args.port))
+        sock.listen(2048)  # connections wait in the backlog from now on, even before uvicorn runs
+    except OSError as e:
+        sock.close()
+        raise Lenet5Error(f"cannot listen on {args.host}:{args.port} ({e.strerror or e})") from None
+    port = sock.getsockname()[1]
+    host = f"[{args.host}]" if family == socket.AF_INET6 else args.host
+    print(f"lenet5: serving {', '.join(app.state.models)} at http://{host}:{port}/ "
+          "(Ctrl+C to stop)", file=sys.stderr, flush=True)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    # torch and friends leave ~200,000 objects behind; a full collection walks them all and
+    # stalls every request in flight (over 100 ms on a busy machine). Frozen, it skips them.
+    gc.collect()
+    gc.freeze()
+    server.run(sockets=[sock])
+    return 0

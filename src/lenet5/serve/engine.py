@@ -1,0 +1,170 @@
+"""The model side of ``lenet5 serve``: checkpoints loaded once, one prediction per call.
+
+No web framework here. A :class:`ServedModel` turns a 28x28 uint8 digit (ink 255 on 0, as
+MNIST) into the class probabilities and, when asked, the feature maps of C1, S2, C3 and
+S4, caught with forward hooks on the submodules of those names (``features.c1`` ...),
+whatever the model: a model without them just has no maps to show.
+
+Requests are batched: a :class:`Batcher` per model runs one forward pass for all the
+digits asked for during one turn of the event loop. Idle, a request goes straight
+through (no waiting window); under load, 20 digits cost little more than one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..checkpoint import load_checkpoint
+from ..data import to_input
+from ..errors import Lenet5Error
+
+FEATURE_LAYERS = ("c1", "s2", "c3", "s4")  # the layers the 1993 demo showed, input side first
+
+
+@dataclass
+class Prediction:
+    digit: int
+    probabilities: list[float]
+    activations: dict[str, np.ndarray] = field(default_factory=dict)  # "C1" -> (maps, H, W)
+
+
+def feature_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """``{"C1": module, ...}``: the module whose output is each feature map layer.
+
+    Found by submodule name (the last part of its dotted name). A layer directly followed
+    in its ``nn.Sequential`` by an activation function is shown after it, as the paper
+    shows C1 and C3: squashed.
+    """
+    found: dict[str, nn.Module] = {}
+    for parent in model.modules():
+        children = list(parent.named_children())
+        for i, (name, child) in enumerate(children):
+            if name not in FEATURE_LAYERS or name.upper() in found:
+                continue
+            if isinstance(parent, nn.Sequential) and i + 1 < len(children):
+                nxt = children[i + 1][1]
+                if type(nxt).__module__ == nn.Tanh.__module__:  # torch.nn.modules.activation
+                    child = nxt
+            found[name.upper()] = child
+    return {k.upper(): found[k.upper()] for k in FEATURE_LAYERS if k.upper() in found}
+
+
+class ServedModel:
+    """One checkpoint, ready to answer. Thread-safe: one forward pass at a time."""
+
+    def __init__(self, model_id: str, path: str | Path):
+        path = Path(path)
+        ckpt = load_checkpoint(path)
+        self.id = model_id
+        self.path = path
+        self.name = ckpt.model_name
+        self.preprocess = ckpt.preprocess
+        self.metrics = ckpt.metrics
+        self.in_channels = int(ckpt.model_args.get("in_channels", 1))
+        self.model = ckpt.build_model()
+        self.num_classes = int(ckpt.model_args.get("num_classes", 10))
+        self.parameters = sum(p.numel() for p in self.model.parameters())
+        self.layers = feature_layers(self.model)
+        self._lock = threading.Lock()
+        self._caught: dict[str, torch.Tensor] | None = None
+        for label, module in self.layers.items():
+            module.register_forward_hook(self._catcher(label))
+
+    def _catcher(self, label: str):
+        def hook(module, inputs, output):
+            if self._caught is not None:
+                self._caught[label] = output.detach()
+        return hook
+
+    @property
+    def test_accuracy(self) -> float | None:
+        acc = self.metrics.get("test", {}).get("acc")
+        return float(acc) if acc is not None else None
+
+    def predict(self, digit: np.ndarray, activations: bool = False) -> Prediction:
+        """Probabilities (softmax of the scores) for one 28x28 uint8 digit."""
+        return self.predict_batch(digit[None], activations)[0]
+
+    def predict_batch(self, digits: np.ndarray, activations: bool = False) -> list[Prediction]:
+        """One forward pass for a (B, 28, 28) uint8 batch."""
+        if digits.ndim != 3 or digits.shape[1:] != (28, 28) or digits.dtype != np.uint8:
+            raise Lenet5Error(f"expected 28x28 uint8 digits, got {digits.dtype} {digits.shape}")
+        x = to_input(torch.from_numpy(digits), self.preprocess)
+        if self.in_channels != 1:
+            x = x.expand(-1, self.in_channels, -1, -1)
+        with self._lock, torch.inference_mode():
+            self._caught = {} if activations else None
+            try:
+                scores = self.model(x)
+            finally:
+                caught, self._caught = self._caught or {}, None
+        probs = torch.softmax(scores.float(), dim=1).numpy()
+        maps = {k: v.float().numpy() for k, v in caught.items()}
+        return [Prediction(int(p.argmax()), p.tolist(), {k: v[i] for k, v in maps.items()})
+                for i, p in enumerate(probs)]
+
+
+class Batcher:
+    """Batches the predictions asked for during one turn of an asyncio event loop.
+
+    ``predict`` returns an asyncio future; the first request of a turn schedules one
+    forward pass, run on the loop itself right after the turn, for every digit asked for
+    in it. While that pass runs, the next requests queue up, so batches grow with the load.
+    The feature maps are computed for a batch when any of its requests asks for them.
+
+    On the loop rather than on a worker thread: with a thread every batch waited for the
+    GIL hand-off from the loop, which cost ~15% more CPU per request and a higher p99
+    (benchmarks/load_serve.py, the two versions run back to back).
+    """
+
+    def __init__(self, model: ServedModel):
+        self.model = model
+        self._jobs: list[tuple[np.ndarray, bool, asyncio.Future]] = []
+
+    def predict(self, digit: np.ndarray, activations: bool = False) -> asyncio.Future:
+        if digit.shape != (28, 28) or digit.dtype != np.uint8:
+            raise Lenet5Error(f"expected a 28x28 uint8 digit, got {digit.dtype} {digit.shape}")
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        if not self._jobs:
+            loop.call_soon(self._flush)
+        self._jobs.append((digit, activations, future))
+        return future
+
+    def _flush(self) -> None:
+        jobs, self._jobs = [j for j in self._jobs if not j[2].done()], []  # skip the cancelled
+        if not jobs:
+            return
+        try:
+            digits = np.stack([digit for digit, _, _ in jobs])
+            results = self.model.predict_batch(digits, any(want for _, want, _ in jobs))
+        except Exception as e:  # a bug: every waiting request hears of it
+            for _, _, future in jobs:
+                future.set_exception(e)
+            return
+        for (_, want, future), result in zip(jobs, results):
+            if not want:
+                result.activations = {}
+            future.set_result(result)
+
+
+def load_models(paths: list[str | Path]) -> dict[str, ServedModel]:
+    """``{id: model}`` in the order given; the id is the file's stem, made unique."""
+    if not paths:
+        raise Lenet5Error("give at least one checkpoint to serve")
+    models: dict[str, ServedModel] = {}
+    for path in paths:
+        stem = Path(path).name.removesuffix(".safetensors")
+        model_id, n = stem, 1
+        while model_id in models:
+            n += 1
+            model_id = f"{stem}-{n}"
+        models[model_id] = ServedModel(model_id, path)
+    return models

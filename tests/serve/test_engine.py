@@ -1,0 +1,60 @@
+"""The model side of serve: feature layers found by name, batching on the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+import lenet5
+from lenet5.errors import Lenet5Error
+from lenet5.serve.engine import Batcher, ServedModel, feature_layers, load_models
+
+
+def test_feature_layers_are_found_by_name_not_model():
+    for name in ("classic", "modern", "sigmoid", "modern-c5conv"):
+        layers = feature_layers(lenet5.create_model(name))
+        assert list(layers) == ["C1", "S2", "C3", "S4"], name
+    model = lenet5.create_model("classic")
+    assert layers_are(feature_layers(model), model.features, {"C1": "act1", "S2": "s2", "C3": "act3"})
+    assert feature_layers(lenet5.create_model("alexnet")) == {}
+
+
+def layers_are(found, parent, expected) -> bool:
+    """C1 and C3 are shown after their activation, as the paper shows them."""
+    return all(found[k] is getattr(parent, v) for k, v in expected.items())
+
+
+def test_one_turn_of_the_loop_is_one_forward_pass(checkpoint, mnist):
+    model = ServedModel("m", checkpoint)
+    batcher = Batcher(model)
+    images = mnist.test.images[:12].numpy()
+    calls = []
+    real = model.predict_batch
+    model.predict_batch = lambda d, a=False: calls.append(len(d)) or real(d, a)
+
+    async def ask():
+        futures = [batcher.predict(img, activations=(i == 3)) for i, img in enumerate(images)]
+        futures[5].cancel()  # a client that went away
+        return await asyncio.gather(*[f for i, f in enumerate(futures) if i != 5])
+
+    answers = asyncio.run(ask())
+    assert calls == [11]
+    alone = [real(img[None])[0] for i, img in enumerate(images) if i != 5]
+    assert [a.digit for a in answers] == [a.digit for a in alone]
+    np.testing.assert_allclose([a.probabilities for a in answers], [a.probabilities for a in alone],
+                               atol=1e-6)
+    assert [bool(a.activations) for a in answers] == [i == 3 for i in range(12) if i != 5]
+    with pytest.raises(Lenet5Error, match="28x28 uint8"):
+        batcher.predict(images[0].astype(np.float32))
+
+
+def test_model_ids_are_file_stems_made_unique(checkpoint, tmp_path):
+    other = tmp_path / "classic.safetensors"
+    other.write_bytes(checkpoint.read_bytes())
+    assert list(load_models([checkpoint, other, checkpoint])) == ["classic", "classic-2", "classic-3"]
+    with pytest.raises(Lenet5Error, match="at least one checkpoint"):
+        load_models([])
+    with pytest.raises(Lenet5Error, match="does not exist"):
+        load_models([tmp_path / "nope.safetensors"])
