@@ -59,3 +59,15 @@ def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None,
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", "lenet5", *args], capture_output=True,
                           text=True, env=full_env, cwd=cwd, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def small_run(mnist, tmp_path_factory) -> Path:
+    """A classic model trained in-process for 2 epochs on 6,000 MNIST images; returns its
+    checkpoint path (its metrics log lies beside it). Shared by predict, plot, eval tests."""
+    from lenet5.training import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("small_run") / "classic.safetensors"
+    cfg = TrainConfig.for_model("classic", epochs=2, out=str(out), progress=False)
+    train(cfg, mnist.head(6000), log=lambda _line: None)
+    return out
