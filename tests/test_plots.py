@@ -9,6 +9,7 @@ from PIL import Image
 from torch import nn
 
 from lenet5 import create_model
+from lenet5.cli import main
 from lenet5.errors import Lenet5Error
 from lenet5.plots import (
     FILES,
@@ -41,26 +42,27 @@ def test_plot_writes_every_picture(small_run, mnist_dir, tmp_path):
         assert_png(out / f)
 
 
-def test_plot_without_a_log_skips_the_curves(small_run, mnist_dir, tmp_path):
+def test_plot_without_a_log_skips_the_curves(small_run, mnist_dir, tmp_path, capsys):
     ckpt = tmp_path / "alone.safetensors"
     shutil.copyfile(small_run, ckpt)
-    r = run_cli("plot", str(ckpt), "--data-dir", str(mnist_dir), "--limit", "200")
-    assert r.returncode == 0, r.stderr
-    assert r.stderr.startswith("lenet5: warning: no metrics log at ") and "curves skipped" in r.stderr
+    assert main(["plot", str(ckpt), "--data-dir", str(mnist_dir), "--limit", "200"]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("lenet5: warning: no metrics log at ") and "curves skipped" in err
     written = sorted(p.name for p in (tmp_path / "alone-plots").iterdir())
     assert written == sorted(f for k, f in FILES.items() if k != "curves")
 
 
-def test_plot_bad_input(small_run, mnist_dir, tmp_path):
+def test_plot_bad_input(small_run, mnist_dir, tmp_path, capsys):
     bad_log = tmp_path / "bad.jsonl"
     bad_log.write_text('{"epoch": 1, "train": {}}\nnot json\n')
-    r = run_cli("plot", str(small_run), "--log", str(bad_log), "--out", str(tmp_path / "o"),
-                "--data-dir", str(mnist_dir), "--limit", "100")
-    assert r.returncode == 1 and "Traceback" not in r.stderr
-    assert r.stderr.strip() == f"lenet5: error: {bad_log}:2: not a JSON line of a metrics log"
-    r = run_cli("plot", str(small_run), "--index", "100", "--out", str(tmp_path / "o"),
-                "--data-dir", str(mnist_dir), "--limit", "100")
-    assert r.returncode == 1 and "--index must be in 0..99, not 100" in r.stderr
+    common = ["--out", str(tmp_path / "o"), "--data-dir", str(mnist_dir), "--limit", "100"]
+    assert main(["plot", str(small_run), "--log", str(bad_log), *common]) == 1
+    assert capsys.readouterr().err.strip() == \
+        f"lenet5: error: {bad_log}:2: not a JSON line of a metrics log"
+    assert main(["plot", str(small_run), "--log", str(tmp_path / "nope.jsonl"), *common]) == 1
+    assert "nope.jsonl does not exist" in capsys.readouterr().err
+    assert main(["plot", str(small_run), "--index", "100", *common]) == 1
+    assert capsys.readouterr().err.strip() == "lenet5: error: --index must be in 0..99, not 100"
 
 
 def test_metrics_log_records(small_run):

@@ -124,7 +124,7 @@ class Predictor:
     @torch.inference_mode()
     def probabilities(self, digits: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Softmax of the model's scores, (N, num_classes), for uint8 digits (N, 28, 28)."""
-        images = torch.as_tensor(np.asarray(digits, dtype=np.uint8))
+        images = torch.tensor(np.asarray(digits, dtype=np.uint8))
         if images.dim() == 2:
             images = images.unsqueeze(0)
         if images.dim() != 3:

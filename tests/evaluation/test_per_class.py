@@ -43,7 +43,9 @@ def test_eval_per_class_and_confusion_agree_with_the_metrics_line(small_run, mni
     assert m, out[0]
     acc, correct, miss = m.group(1), int(m.group(2)), int(m.group(3))
 
-    rows = {line.split()[0]: line.split() for line in out if re.match(r"^(\d|all)\s", line)}
+    start = out.index(next(line for line in out if line.startswith("class ")))
+    rows = {line.split()[0]: line.split() for line in out[start + 2:start + 14]
+            if re.match(r"^(\d|all)\s", line)}
     per_digit = [rows[str(d)] for d in range(10)]
     assert sum(int(x[1]) for x in per_digit) == correct + miss == 2000
     assert sum(int(x[2]) for x in per_digit) == correct
