@@ -26,7 +26,7 @@ def test_confusion_and_per_class_by_hand():
     assert table[0].split() == ["class", "images", "correct", "miss", "accuracy", "precision",
                                 "recall", "f1"]
     assert table[2].split() == ["a", "3", "2", "1", "0.6667", "0.6667", "0.6667", "0.6667"]
-    assert table[-2].split()[:5] == ["all", "9", "6", "3", "0.6667"]
+    assert table[-3].split()[:5] == ["all", "9", "6", "3", "0.6667"]
 
     text = format_confusion(cm, "abcd").splitlines()
     assert text[0].split() == ["true\\pred", "a", "b", "c", "d", "total"]

@@ -7,7 +7,7 @@ import sys
 
 from ..errors import Lenet5Error
 from ..io import ensure_writable_dir
-from ..predict import Failure, Predictor
+from ..predict import Failure, Predictor, find_images
 from ..training import pick_device
 from .common import add_device_arg
 
@@ -50,7 +50,7 @@ def run(args) -> int:
         ensure_writable_dir(args.save_preprocessed)
     predictor = Predictor.from_checkpoint(args.checkpoint, pick_device(args.device),
                                           batch_size=args.batch_size)
-    width = min(max((len(str(p)) for p in args.images), default=0) + 12, 48)
+    width = min(max((len(name) for name, _, _ in find_images(args.images)), default=0), 60)
     results, failed = [], 0
     for r in predictor.iter_files(args.images, args.top, args.save_preprocessed):
         if isinstance(r, Failure):

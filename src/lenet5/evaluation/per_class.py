@@ -71,8 +71,8 @@ def format_per_class(confusion: torch.Tensor, classes: Sequence[str]) -> str:
     lines.append(f"{'all':<{w}}  {total:>6}  {correct:>7}  {total - correct:>5}  "
                  f"{correct / total if total else 0.0:>8.4f}  {macro_p:>9.4f}  {macro_r:>6.4f}  "
                  f"{macro_f1:>6.4f}")
-    lines.append("accuracy of a class = its recall (share of its images read right); "
-                 "'all' row: overall accuracy, macro-averaged precision, recall and f1")
+    lines.append("accuracy of a class = its recall: the share of its images read right")
+    lines.append("'all': overall accuracy; precision, recall and f1 averaged over the classes")
     return "\n".join(lines)
 
 
