@@ -72,3 +72,17 @@ def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None,
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", "lenet5", *args], capture_output=True,
                           text=True, env=full_env, cwd=cwd, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def small_run(mnist, tmp_path_factory) -> Path:
+    """A classic model trained in-process for 2 epochs on 12,000 MNIST images (about 95% on
+    the test set); returns its checkpoint path (its metrics log lies beside it). Shared by
+    the predict, plot and eval tests."""
+    from lenet5.training import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("small_run") / "classic.safetensors"
+    cfg = TrainConfig.for_model("classic", epochs=2, batch_size=64, lr=3e-3, out=str(out),
+                                progress=False)
+    train(cfg, mnist.head(12000), log=lambda _line: None)
+    return out

@@ -6,7 +6,14 @@ import sys
 
 from ..checkpoint import load_checkpoint
 from ..data import load_dataset
-from ..evaluation import evaluate, format_metrics
+from ..evaluation import (
+    confusion_matrix,
+    evaluate,
+    format_confusion,
+    format_metrics,
+    format_per_class,
+    predict_logits,
+)
 from ..training import build_loss, pick_device
 from .common import add_data_args, add_device_arg
 
@@ -16,6 +23,10 @@ def add_parser(sub) -> None:
                        description="Print the (test set) metrics line of a saved model.")
     p.add_argument("checkpoint", help="a .safetensors checkpoint written by `lenet5 train`")
     p.add_argument("--model", help="refuse the checkpoint unless it is of this model")
+    p.add_argument("--per-class", action="store_true",
+                   help="also print accuracy, precision and recall per class")
+    p.add_argument("--confusion", action="store_true",
+                   help="also print the confusion matrix (rows: true class, columns: predicted)")
     add_data_args(p)
     add_device_arg(p)
     p.set_defaults(func=run)
@@ -35,4 +46,14 @@ def run(args) -> int:
     m = evaluate(model.to(device), data.test, ckpt.preprocess, loss_fn,
                  config.get("eval_batch_size", 256), device)
     print(format_metrics("test", m))
+    if args.per_class or args.confusion:
+        preds = predict_logits(model, data.test, ckpt.preprocess,
+                               config.get("eval_batch_size", 256), device).argmax(1)
+        cm = confusion_matrix(data.test.labels, preds, len(data.classes))
+        if args.per_class:
+            print()
+            print(format_per_class(cm, data.classes))
+        if args.confusion:
+            print()
+            print(format_confusion(cm, data.classes))
     return 0

@@ -100,7 +100,7 @@ def mnistify(img: Image.Image, name: str = "image") -> np.ndarray:
     h, w = ink.shape
     scale = INK_BOX / max(h, w)
     new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
-    box = Image.fromarray(ink.astype(np.float32), mode="F").resize(
+    box = Image.fromarray(ink.astype(np.float32)).resize(
         (new_w, new_h), Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.BICUBIC)
     digit = np.clip(np.asarray(box), 0, 1)
 

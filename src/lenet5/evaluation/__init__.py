@@ -2,5 +2,16 @@
 
 from .evaluate import EVAL_BATCH_SIZE, evaluate, predict_logits
 from .metrics import Metrics, format_metrics
+from .per_class import confusion_matrix, format_confusion, format_per_class, per_class_stats
 
-__all__ = ["EVAL_BATCH_SIZE", "Metrics", "evaluate", "format_metrics", "predict_logits"]
+__all__ = [
+    "EVAL_BATCH_SIZE",
+    "Metrics",
+    "confusion_matrix",
+    "evaluate",
+    "format_confusion",
+    "format_metrics",
+    "format_per_class",
+    "per_class_stats",
+    "predict_logits",
+]

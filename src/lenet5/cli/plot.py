@@ -1,0 +1,56 @@
+"""``lenet5 plot``: pictures of a trained model, from its checkpoint and metrics log."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ..checkpoint import load_checkpoint
+from ..data import load_dataset
+from ..io import ensure_writable_dir
+from ..training import pick_device
+from .common import add_data_args, add_device_arg
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "plot", help="draw training curves, predictions, confusion, misses, feature maps",
+        description="Write PNGs about a trained model: training curves (from the metrics log "
+        "beside the checkpoint), 64 test images with their predictions, the confusion matrix, "
+        "the most confident misses, the C1-S4 feature maps of one test image and the learned "
+        "C1 kernels. Needs matplotlib (pip install 'lenet5[plot]').")
+    p.add_argument("checkpoint", help="a .safetensors checkpoint written by `lenet5 train`")
+    p.add_argument("--log", metavar="PATH",
+                   help="the metrics log (default: <checkpoint stem>.metrics.jsonl beside it)")
+    p.add_argument("--out", metavar="DIR",
+                   help="directory for the PNGs (default: <checkpoint stem>-plots beside it)")
+    p.add_argument("--index", type=int, default=0,
+                   help="test image whose feature maps are drawn (default: 0)")
+    p.add_argument("--worst", type=int, default=24, metavar="N",
+                   help="misses in the gallery of worst misses (default: 24)")
+    add_data_args(p)
+    add_device_arg(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..plots import plot_run
+
+    ckpt_path = Path(args.checkpoint)
+    ckpt = load_checkpoint(ckpt_path)
+    log = Path(args.log) if args.log else ckpt_path.with_name(ckpt_path.stem + ".metrics.jsonl")
+    if not log.is_file():
+        if args.log:
+            from ..errors import Lenet5Error
+
+            raise Lenet5Error(f"metrics log {log} does not exist")
+        print(f"lenet5: warning: no metrics log at {log}; training curves skipped", file=sys.stderr)
+        log = None
+    out = Path(args.out) if args.out else ckpt_path.with_name(ckpt_path.stem + "-plots")
+    ensure_writable_dir(out)
+    data = load_dataset(args.dataset, args.data_dir).head(args.limit)
+    written = plot_run(ckpt, data.test, out, log, index=args.index,
+                       device=pick_device(args.device), worst=args.worst)
+    for path in written.values():
+        print(path)
+    return 0
