@@ -31,8 +31,11 @@ from .registry import Recipe, register_model
 # The recipe of the family (see benchmarks/README.md): batch 256 halves the steps of batch
 # 128, Adam at 3e-3 makes up for them, and cosine annealing from the start (no warm-up)
 # gets to 99% test accuracy in fewer epochs than one-cycle. Full MNIST, 10 epochs, seed 0:
-# modern 0.9919 test accuracy (0.9903 after epoch 5).
+# modern 0.9919 test accuracy (0.9903 after epoch 5). classic overfits: with Adam it ends
+# at 0.9890, with AdamW's decoupled weight decay 0.05 at 0.9896.
 FAST_RECIPE = Recipe(optimizer="adam", lr=3e-3, schedule="cosine", batch_size=256)
+CLASSIC_RECIPE = Recipe(optimizer="adamw", lr=3e-3, schedule="cosine", batch_size=256,
+                        weight_decay=0.05)
 
 _ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid}
 _POOLS = {"avg": nn.AvgPool2d, "max": nn.MaxPool2d}
@@ -85,7 +88,7 @@ class LeNet5(nn.Module):
         return self.classifier(self.features(x))
 
 
-@register_model("classic", recipe=FAST_RECIPE)
+@register_model("classic", recipe=CLASSIC_RECIPE)
 def classic(num_classes: int = 10, in_channels: int = 1) -> LeNet5:
     """LeNet-5 with tanh and average pooling, the textbook version (61,706 parameters)."""
     return LeNet5(num_classes, in_channels, activation="tanh", pool="avg", c5="linear")
