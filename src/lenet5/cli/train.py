@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..data import load_dataset
+from ..fastpath import PRECISIONS
 from ..models import list_models
 from ..training import TrainConfig, list_optimizers, list_schedules, train
 from .common import add_data_args, add_device_arg
@@ -31,6 +32,9 @@ def add_parser(sub) -> None:
                    help="hold out this fraction of the training set for validation; the "
                         "per-epoch line is then for it and test is evaluated at the end")
     add_device_arg(p)
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="auto (default): bf16 autocast for training on CPUs with native bf16, "
+                        "else fp32; evaluation is always fp32")
     p.add_argument("--out", metavar="PATH",
                    help=f"checkpoint path (default: {DEFAULT_OUT}); the per-epoch metrics "
                         "log goes beside it as <name>.metrics.jsonl")
@@ -52,6 +56,7 @@ def run(args) -> int:
         momentum=args.momentum,
         seed=args.seed,
         device=args.device,
+        precision=args.precision,
         val_split=args.val_split,
         out=args.out or DEFAULT_OUT.format(model=args.model),
         progress=False if args.no_progress else None,

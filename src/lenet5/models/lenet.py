@@ -28,6 +28,15 @@ from torch import nn
 
 from .registry import Recipe, register_model
 
+# The recipe of the family (see benchmarks/README.md): batch 256 halves the steps of batch
+# 128, Adam at 3e-3 makes up for them, and cosine annealing from the start (no warm-up)
+# gets to 99% test accuracy in fewer epochs than one-cycle. Full MNIST, 10 epochs, seed 0:
+# modern 0.9919 test accuracy (0.9903 after epoch 5). classic overfits: with Adam it ends
+# at 0.9890, with AdamW's decoupled weight decay 0.05 at 0.9896.
+FAST_RECIPE = Recipe(optimizer="adam", lr=3e-3, schedule="cosine", batch_size=256)
+CLASSIC_RECIPE = Recipe(optimizer="adamw", lr=3e-3, schedule="cosine", batch_size=256,
+                        weight_decay=0.05)
+
 _ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid}
 _POOLS = {"avg": nn.AvgPool2d, "max": nn.MaxPool2d}
 
@@ -79,37 +88,37 @@ class LeNet5(nn.Module):
         return self.classifier(self.features(x))
 
 
-@register_model("classic")
+@register_model("classic", recipe=CLASSIC_RECIPE)
 def classic(num_classes: int = 10, in_channels: int = 1) -> LeNet5:
     """LeNet-5 with tanh and average pooling, the textbook version (61,706 parameters)."""
     return LeNet5(num_classes, in_channels, activation="tanh", pool="avg", c5="linear")
 
 
-@register_model("modern")
+@register_model("modern", recipe=FAST_RECIPE)
 def modern(num_classes: int = 10, in_channels: int = 1) -> LeNet5:
     """LeNet-5 with ReLU and max pooling (61,706 parameters)."""
     return LeNet5(num_classes, in_channels, activation="relu", pool="max", c5="linear")
 
 
-@register_model("classic-c5conv")
+@register_model("classic-c5conv", recipe=FAST_RECIPE)
 def classic_c5conv(num_classes: int = 10, in_channels: int = 1) -> LeNet5:
     """classic with C5 as a 5x5 convolution to 120 maps of 1x1, as in the paper."""
     return LeNet5(num_classes, in_channels, activation="tanh", pool="avg", c5="conv")
 
 
-@register_model("modern-c5conv")
+@register_model("modern-c5conv", recipe=FAST_RECIPE)
 def modern_c5conv(num_classes: int = 10, in_channels: int = 1) -> LeNet5:
     """modern with C5 as a 5x5 convolution to 120 maps of 1x1."""
     return LeNet5(num_classes, in_channels, activation="relu", pool="max", c5="conv")
 
 
-@register_model("sigmoid", recipe=Recipe(optimizer="adam", lr=3e-3))
+@register_model("sigmoid", recipe=FAST_RECIPE)
 def sigmoid(num_classes: int = 10, in_channels: int = 1) -> LeNet5:
     """LeNet-5 with logistic sigmoids: trains poorly with plain SGD, well with Adam."""
     return LeNet5(num_classes, in_channels, activation="sigmoid", pool="avg", c5="conv")
 
 
-@register_model("keras")
+@register_model("keras", recipe=FAST_RECIPE)
 def keras(num_classes: int = 10, in_channels: int = 1, dropout: float = 0.2) -> LeNet5:
     """The Keras tutorials' LeNet-5: tanh, average pooling, Dropout 0.2 after C5 and F6."""
     return LeNet5(num_classes, in_channels, activation="tanh", pool="avg", c5="linear",

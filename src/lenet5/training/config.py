@@ -28,7 +28,8 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     val_split: float = 0.0
-    eval_batch_size: int = 256
+    eval_batch_size: int = 512
+    precision: str = "auto"  # auto: bf16 autocast for training where the CPU has native bf16
     out: str | None = None  # checkpoint path; None: keep in memory only
     progress: bool | None = None  # None: a bar only on a terminal
 

@@ -23,6 +23,7 @@ from ..checkpoint import Checkpoint, save_checkpoint
 from ..data import Dataset, Split, to_input
 from ..errors import Lenet5Error
 from ..evaluation import Metrics, format_metrics
+from ..fastpath import autocast, input_memory_format, resolve_precision, to_channels_last
 from ..io import atomic_write_text, ensure_writable_dir
 from ..models import create_model, get_model_entry
 from . import distributed
@@ -51,8 +52,12 @@ def split_validation(train: Split, fraction: float, seed: int) -> tuple[Split, S
     return train.subset(perm[n_val:]), train.subset(perm[:n_val])
 
 
-def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print) -> TrainResult:
-    """Train ``cfg.model`` on ``data``; print the metrics lines; save the checkpoint."""
+def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print,
+          on_epoch: Callable[[dict], None] | None = None) -> TrainResult:
+    """Train ``cfg.model`` on ``data``; print the metrics lines; save the checkpoint.
+
+    ``on_epoch`` is called with each epoch's log record (``lenet5 bench`` times epochs by it).
+    """
     if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.lr <= 0:
         raise Lenet5Error("epochs, batch size and learning rate must be positive")
     if cfg.out is not None:
@@ -65,7 +70,9 @@ def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print) -
     entry = get_model_entry(cfg.model)
     model_args = {"num_classes": len(data.classes), "in_channels": data.in_channels,
                   **cfg.model_args}
-    model = ddp.wrap(create_model(cfg.model, **model_args).to(device))
+    model = ddp.wrap(to_channels_last(create_model(cfg.model, **model_args).to(device)))
+    memory_format = input_memory_format(model)
+    precision = resolve_precision(cfg.precision, device)
     pre = entry.preprocess
     loss_fn = build_loss(cfg.loss, **cfg.loss_args)
 
@@ -90,9 +97,11 @@ def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print) -
                    disable=None if cfg.progress is None else not cfg.progress, unit="batch")
         for step in bar:
             idx = perm[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-            x = to_input(train_split.images[idx], pre, device)
+            x = to_input(train_split.images[idx], pre, device, memory_format=memory_format)
             y = train_split.labels[idx].to(device)
-            loss = loss_fn(model(x), y)
+            with autocast(device, precision):
+                out = model(x)
+            loss = loss_fn(out.float(), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -109,6 +118,8 @@ def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print) -
                   "train_seconds": round(train_seconds, 3),
                   "train": train_m.to_dict(), watch_name: watch_m.to_dict()}
         result.history.append(record)
+        if on_epoch is not None:
+            on_epoch(record)
         if cfg.log_path is not None:
             log_lines.append(json.dumps(record))
             atomic_write_text(cfg.log_path, "\n".join(log_lines) + "\n")

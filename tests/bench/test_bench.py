@@ -1,0 +1,60 @@
+import json
+
+import pytest
+import torch
+
+from lenet5.bench import reference
+from lenet5.bench.core import METRICS, format_table
+from lenet5.evaluation import evaluate
+from lenet5.fastpath import to_channels_last
+from lenet5.models import create_model, get_model_entry
+
+from ..conftest import run_cli
+
+
+def test_bench_quick_runs_end_to_end_and_reports_every_field(mnist_dir):
+    proc = run_cli("bench", "--quick", "--limit", "300", "--json", "--data-dir", str(mnist_dir))
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["config"]["train_images"] == 300 and result["config"]["epochs"] == 1
+    for path in ("reference", "project"):
+        r = result[path]
+        for key in ("epoch_seconds", "train_images_per_s", "eval_images_per_s", "peak_rss_mb",
+                    "predict_p50_ms"):
+            assert isinstance(r[key], float) and r[key] > 0, (path, key)
+        assert 0.0 <= r["test_acc"] <= 1.0
+        assert r["time_to_target_s"] is None or r["time_to_target_s"] > 0
+        assert 50 < r["peak_rss_mb"] < 4096  # MiB: a Python process with torch loaded
+    for key, *_ in METRICS:
+        assert key in result["ratio"]
+    assert result["ratio"]["epoch_seconds"] == pytest.approx(
+        result["project"]["epoch_seconds"] / result["reference"]["epoch_seconds"])
+    table = format_table(result)
+    assert "| training epoch |" in table and "predict one image, p50" in table
+    assert result["machine"]["cores"] >= 1
+
+
+def test_fast_evaluation_matches_the_reference_evaluation(mnist):
+    data = mnist.head(1500)
+    pre = get_model_entry("modern").preprocess
+    torch.manual_seed(0)
+    plain = create_model("modern")
+    fast = to_channels_last(create_model("modern"))
+    fast.load_state_dict(plain.state_dict())
+    loss, correct, total = reference.evaluate(plain, reference.test_loader(data.test, pre),
+                                              torch.device("cpu"))
+    m = evaluate(fast, data.test, pre, torch.nn.functional.cross_entropy)
+    assert m.total == total == 1500
+    assert m.correct == correct
+    assert m.loss == pytest.approx(loss, rel=1e-5)
+
+
+def test_reference_dataset_transform_matches_the_batched_transform(mnist):
+    from lenet5.data import to_input
+
+    pre = get_model_entry("classic").preprocess
+    ds = reference.PerSampleDataset(mnist.test, pre)
+    batch = to_input(mnist.test.images[:8], pre)
+    for i in range(8):
+        assert torch.allclose(ds[i][0], batch[i], atol=1e-6)
+        assert ds[i][1] == int(mnist.test.labels[i])

@@ -1,0 +1,90 @@
+import pytest
+import torch
+
+from lenet5.data import to_input
+from lenet5.errors import Lenet5Error
+from lenet5.fastpath import (
+    autocast,
+    input_memory_format,
+    resolve_precision,
+    to_channels_last,
+)
+from lenet5.models import Preprocess, create_model, list_models
+from lenet5.training import build_optimizer
+
+CPU = torch.device("cpu")
+
+
+def _batch(n=16, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (n, 28, 28), dtype=torch.uint8, generator=g)
+    return images, torch.randint(0, 10, (n,), generator=g)
+
+
+@pytest.mark.parametrize("name", [m for m in list_models() if m != "alexnet"])
+def test_channels_last_gives_the_same_gradients(name):
+    images, labels = _batch()
+    torch.manual_seed(0)
+    plain = create_model(name).eval()  # eval: no dropout draws to compare
+    fast = to_channels_last(create_model(name).eval())
+    fast.load_state_dict(plain.state_dict())
+    assert input_memory_format(fast) == torch.channels_last
+    assert input_memory_format(plain) == torch.contiguous_format
+    pre = Preprocess()
+    grads = []
+    for model, fmt in ((plain, torch.contiguous_format), (fast, input_memory_format(fast))):
+        out = model(to_input(images, pre, memory_format=fmt))
+        torch.nn.functional.cross_entropy(out, labels).backward()
+        grads.append([p.grad for p in model.parameters()])
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_to_input_memory_format_keeps_values():
+    images, _ = _batch(4)
+    a = to_input(images, Preprocess())
+    b = to_input(images, Preprocess(), memory_format=torch.channels_last)
+    assert b.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(a, b)
+
+
+def test_bf16_autocast_stays_close_to_fp32():
+    images, _ = _batch(64)
+    torch.manual_seed(0)
+    model = create_model("classic").eval()
+    x = to_input(images, Preprocess())
+    with torch.no_grad():
+        ref = model(x)
+        with autocast(CPU, "bf16"):
+            low = model(x)
+    assert low.dtype == torch.bfloat16
+    assert (low.float() - ref).abs().max() < 0.05
+
+
+def test_precision_resolution():
+    assert resolve_precision("fp32", CPU) == "fp32"
+    assert resolve_precision("bf16", CPU) == "bf16"
+    assert resolve_precision("auto", torch.device("cuda")) == "fp32"
+    assert resolve_precision("auto", CPU) in ("fp32", "bf16")
+    with pytest.raises(Lenet5Error):
+        resolve_precision("fp8", CPU)
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw"])
+def test_fused_optimizer_matches_the_per_parameter_loop(name):
+    images, labels = _batch(32)
+    models = []
+    for fused in (True, False):
+        torch.manual_seed(0)
+        model = create_model("modern")
+        opt = build_optimizer(name, model.parameters(), lr=1e-3, weight_decay=1e-4, fused=fused,
+                              foreach=None if fused else False)
+        assert opt.defaults["fused"] is fused
+        for _ in range(3):
+            loss = torch.nn.functional.cross_entropy(model(to_input(images, Preprocess())), labels)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        models.append(model)
+    for a, b in zip(models[0].parameters(), models[1].parameters()):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-7)
