@@ -17,6 +17,7 @@ from safetensors.torch import save as safetensors_save
 from torch import nn
 
 from .errors import Lenet5Error
+from .fastpath import to_channels_last
 from .io import atomic_write_bytes
 from .models import Preprocess, create_model, get_model_entry
 
@@ -35,7 +36,8 @@ class Checkpoint:
     config: dict[str, Any] = field(default_factory=dict)
 
     def build_model(self) -> nn.Module:
-        """The model with its weights loaded, in eval mode."""
+        """The model with its weights loaded, in eval mode, in the layout training used
+        (channels_last, see fastpath.py), so evaluation repeats training's numbers exactly."""
         model = create_model(self.model_name, **self.model_args)
         try:
             model.load_state_dict(self.state_dict, strict=True)
@@ -44,7 +46,7 @@ class Checkpoint:
             raise Lenet5Error(
                 f"checkpoint weights do not fit model {self.model_name!r}: {first}"
             ) from None
-        return model.eval()
+        return to_channels_last(model).eval()
 
     @property
     def classes(self) -> tuple[str, ...]:

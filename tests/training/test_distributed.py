@@ -39,7 +39,7 @@ def test_two_processes_match_one_process_with_twice_the_batch(mnist, mnist_dir, 
            "--master_addr=127.0.0.1", f"--master_port={free_port()}",
            "-m", "lenet5", "train", "--model", "modern", "--data-dir", str(mnist_dir),
            "--limit", "400", "--epochs", "2", "--batch-size", "32", "--device", "cpu",
-           "--out", str(out), "--no-progress"]
+           "--out", str(out), "--no-progress", "--precision", "fp32"]  # bf16 rounds per batch
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=240,
                        env={**__import__("os").environ, "GLOO_SOCKET_IFNAME": "lo"})
     assert r.returncode == 0, r.stderr[-2000:]
@@ -47,7 +47,8 @@ def test_two_processes_match_one_process_with_twice_the_batch(mnist, mnist_dir, 
     assert sum(x.startswith("(test set)  epoch: 2") for x in lines) == 1  # rank 0 only
     assert sum(x.startswith("saved ") for x in lines) == 1
 
-    cfg = TrainConfig.for_model("modern", epochs=2, batch_size=64, progress=False)
+    cfg = TrainConfig.for_model("modern", epochs=2, batch_size=64, progress=False,
+                                precision="fp32")
     single = train(cfg, mnist.head(400), log=lambda s: None)
     ckpt = load_checkpoint(out)  # loads in a single process: no DDP "module." prefixes
     assert ckpt.config["world_size"] == 2

@@ -31,6 +31,9 @@ def add_parser(sub) -> None:
     p.add_argument("--val-split", type=float, default=0.0, metavar="FRACTION",
                    help="hold out this fraction of the training set for validation; the "
                         "per-epoch line is then for it and test is evaluated at the end")
+    p.add_argument("--train-eval", action="store_true",
+                   help="after each epoch evaluate the whole training set for the (train set) "
+                        "line (exact, one more pass) instead of averaging over the epoch's batches")
     add_device_arg(p)
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="auto (default): bf16 autocast for training on CPUs with native bf16, "
@@ -58,6 +61,7 @@ def run(args) -> int:
         device=args.device,
         precision=args.precision,
         val_split=args.val_split,
+        train_eval=args.train_eval or None,
         out=args.out or DEFAULT_OUT.format(model=args.model),
         progress=False if args.no_progress else None,
     )

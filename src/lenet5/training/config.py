@@ -29,6 +29,9 @@ class TrainConfig:
     device: str = "auto"
     val_split: float = 0.0
     eval_batch_size: int = 512
+    # The (train set) line: False, running averages over the epoch's batches (free, as Keras
+    # reports them); True, the whole training set evaluated after the epoch (exact, one more pass).
+    train_eval: bool = False
     precision: str = "auto"  # auto: bf16 autocast for training where the CPU has native bf16
     out: str | None = None  # checkpoint path; None: keep in memory only
     progress: bool | None = None  # None: a bar only on a terminal

@@ -85,8 +85,13 @@ class Context:
         model = unwrap(model)
         if not self.distributed:
             return evaluate(model, split, pre, loss_fn, batch_size, device)
-        m = evaluate(model, split.subset(slice(self.rank, None, self.world_size)), pre, loss_fn,
-                     batch_size, device)
+        return self.reduce(evaluate(model, split.subset(slice(self.rank, None, self.world_size)),
+                                    pre, loss_fn, batch_size, device))
+
+    def reduce(self, m: Metrics) -> Metrics:
+        """The metrics of all ranks together, from each rank's metrics of its own slice."""
+        if not self.distributed:
+            return m
         sums = torch.tensor([m.loss * m.total, m.correct, m.total], dtype=torch.float64,
                             device=self.device)
         dist.all_reduce(sums)

@@ -95,6 +95,7 @@ def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print,
         perm = ddp.shard(torch.randperm(len(train_split), generator=shuffle))
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{cfg.epochs}", leave=False,
                    disable=None if cfg.progress is None else not cfg.progress, unit="batch")
+        seen_loss, seen_correct, seen = torch.zeros((), device=device), torch.zeros((), device=device), 0
         for step in bar:
             idx = perm[step * cfg.batch_size:(step + 1) * cfg.batch_size]
             x = to_input(train_split.images[idx], pre, device, memory_format=memory_format)
@@ -102,6 +103,9 @@ def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print,
             with autocast(device, precision):
                 out = model(x)
             loss = loss_fn(out.float(), y)
+            seen_loss += loss.detach() * len(y)  # stays on the device: no sync per step
+            seen_correct += (out.detach().argmax(1) == y).sum()
+            seen += len(y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -111,7 +115,12 @@ def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print,
                 bar.set_postfix(loss=f"{loss.item():.4f}")
         train_seconds = time.perf_counter() - started
 
-        train_m, watch_m = measure(train_split), measure(watch_split)
+        if cfg.train_eval:
+            train_m = measure(train_split)
+        else:
+            train_m = ddp.reduce(Metrics(loss=float(seen_loss) / max(seen, 1),
+                                         correct=int(seen_correct), total=seen))
+        watch_m = measure(watch_split)
         log(format_metrics("train", train_m, epoch))
         log(format_metrics(watch_name, watch_m, epoch))
         record = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"],
