@@ -15,7 +15,7 @@ import traceback
 from .. import __version__
 from ..errors import Lenet5Error
 
-COMMANDS = ["prepare", "summary", "train", "eval"]
+COMMANDS = ["prepare", "summary", "train", "eval", "export"]
 DEBUG_ENV = "LENET5_DEBUG"
 
 

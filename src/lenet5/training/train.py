@@ -7,7 +7,6 @@ No per-sample Python, no DataLoader workers.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
@@ -22,12 +21,13 @@ from ..checkpoint import Checkpoint, save_checkpoint
 from ..data import Dataset, Split, to_input
 from ..errors import Lenet5Error
 from ..evaluation import Metrics, evaluate, format_metrics
-from ..io import atomic_write_text, ensure_writable_dir
+from ..io import ensure_writable_dir
 from ..models import create_model, get_model_entry
 from .config import TrainConfig
 from .device import pick_device, seed_everything
 from .losses import build_loss
 from .optim import build_optimizer, build_schedule
+from .resume import RunState, append_record, state_path_for
 
 
 @dataclass
@@ -49,8 +49,12 @@ def split_validation(train: Split, fraction: float, seed: int) -> tuple[Split, S
     return train.subset(perm[n_val:]), train.subset(perm[:n_val])
 
 
-def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print) -> TrainResult:
-    """Train ``cfg.model`` on ``data``; print the metrics lines; save the checkpoint."""
+def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print,
+          resume: dict | None = None) -> TrainResult:
+    """Train ``cfg.model`` on ``data``; print the metrics lines; save the checkpoint.
+
+    ``resume``: a state from ``resume.load_state``, to carry on after its epoch.
+    """
     if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.lr <= 0:
         raise Lenet5Error("epochs, batch size and learning rate must be positive")
     if cfg.out is not None:
@@ -76,8 +80,10 @@ def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print) -
         return evaluate(model, split, pre, loss_fn, cfg.eval_batch_size, device)
 
     result = TrainResult(model=model)
-    log_lines: list[str] = []
-    for epoch in range(1, cfg.epochs + 1):
+    run_state = RunState(state_path_for(cfg.out) if cfg.out else None, model=model,
+                         optimizer=optimizer, schedule=schedule, generators={"shuffle": shuffle},
+                         config=cfg.to_dict(), dataset=data.describe(), epochs=cfg.epochs)
+    for epoch in range(run_state.start(resume, result.history), cfg.epochs + 1):
         started = time.perf_counter()
         model.train()
         perm = torch.randperm(len(train_split), generator=shuffle)
@@ -105,8 +111,8 @@ def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print) -
                   "train": train_m.to_dict(), watch_name: watch_m.to_dict()}
         result.history.append(record)
         if cfg.log_path is not None:
-            log_lines.append(json.dumps(record))
-            atomic_write_text(cfg.log_path, "\n".join(log_lines) + "\n")
+            append_record(cfg.log_path, record)
+        run_state.epoch_done(epoch, result.history)
 
     result.test = measure(data.test) if val_split is not None else watch_m
     if val_split is not None:
@@ -123,4 +129,5 @@ def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print) -
             config=cfg.to_dict(),
         )
         result.checkpoint = save_checkpoint(cfg.out, ckpt)
+        run_state.finished()
     return result
