@@ -237,7 +237,8 @@ def export_model(model: nn.Module, out: str | Path, fmt: str, *, preprocess: Pre
     """Export ``model`` to ``out`` as ``fmt`` (``onnx`` or ``torchscript``), after checking
     it against PyTorch on ``check_images`` (uint8, ``(N, C, H, W)`` or ``(N, H, W)``).
 
-    Raises ``Lenet5Error`` (and writes nothing) when the check fails.
+    Raises ``Lenet5Error`` (and writes nothing) when the check fails. The model is moved
+    to the CPU and put in eval mode.
     """
     if fmt not in FORMATS:
         raise Lenet5Error(f"unknown export format {fmt!r}; use {' or '.join(FORMATS)}")
@@ -319,10 +320,11 @@ def onnx_throughput(source: str | Path | Checkpoint | nn.Module, images: torch.T
         props = {p.key: p.value for p in onnx.load(str(source), load_external_data=False)
                  .metadata_props}
         run = onnx_runner(source, threads)
-        if props.get("preprocess_in_graph") == "false":
-            pre = Preprocess.from_dict(json.loads(props["preprocess"]))
-            bare = run
-            run = lambda b: bare(to_input(b, pre))  # noqa: E731
+        if props.get("preprocess_in_graph") == "false":  # exported with --input float
+            bare, pre = run, Preprocess.from_dict(json.loads(props["preprocess"]))
+
+            def run(batch: torch.Tensor) -> torch.Tensor:
+                return bare(to_input(batch, pre))
     else:
         if isinstance(source, nn.Module):
             if preprocess is None:

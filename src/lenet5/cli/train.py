@@ -67,6 +67,9 @@ def run(args) -> int:
         out=args.out or DEFAULT_OUT.format(model=args.model or "classic"),
         progress=False if args.no_progress else None,
     )
+    if (unfinished := state_path_for(cfg.out)).is_file():
+        print(f"lenet5: note: a new run replaces the unfinished one in {unfinished} (to carry "
+              f"that one on instead: lenet5 train --resume {unfinished})", file=sys.stderr)
     data = load_dataset(cfg.dataset, cfg.data_dir).head(args.limit)
     return _train(cfg, data)
 
