@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from ..data import load_dataset
 from ..fastpath import PRECISIONS
 from ..models import list_models
 from ..training import TrainConfig, list_optimizers, list_schedules, train
+from ..training.resume import load_state, prepare_resume, state_path_for
 from .common import add_data_args, add_device_arg
 
 DEFAULT_OUT = "runs/{model}.safetensors"
@@ -18,7 +20,7 @@ def add_parser(sub) -> None:
         "train", help="train a model and save a checkpoint",
         description="Train a model. Flags left out take the model's own recipe (see README): "
         "`lenet5 train` with no flags trains classic for 10 epochs on MNIST.")
-    p.add_argument("--model", default="classic", help=f"one of: {', '.join(list_models())}")
+    p.add_argument("--model", help=f"one of: {', '.join(list_models())} (default: classic)")
     add_data_args(p)
     p.add_argument("--epochs", type=int, help="passes over the training set (recipe: 10)")
     p.add_argument("--batch-size", type=int, help="images per step (recipe)")
@@ -27,27 +29,36 @@ def add_parser(sub) -> None:
     p.add_argument("--schedule", choices=list_schedules(), help="learning-rate schedule (recipe)")
     p.add_argument("--weight-decay", type=float, help="weight decay (recipe: 0)")
     p.add_argument("--momentum", type=float, help="SGD momentum (recipe: 0.9)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument("--val-split", type=float, default=0.0, metavar="FRACTION",
+    p.add_argument("--seed", type=int, help="random seed (default: 0)")
+    p.add_argument("--val-split", type=float, metavar="FRACTION",
                    help="hold out this fraction of the training set for validation; the "
                         "per-epoch line is then for it and test is evaluated at the end")
     p.add_argument("--train-eval", action="store_true",
                    help="after each epoch evaluate the whole training set for the (train set) "
                         "line (exact, one more pass) instead of averaging over the epoch's batches")
     add_device_arg(p)
-    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+    p.add_argument("--precision", choices=PRECISIONS,
                    help="auto (default): bf16 autocast for training on CPUs with native bf16, "
                         "else fp32; evaluation is always fp32")
     p.add_argument("--out", metavar="PATH",
                    help=f"checkpoint path (default: {DEFAULT_OUT}); the per-epoch metrics "
                         "log goes beside it as <name>.metrics.jsonl")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--resume", metavar="PATH",
+                   help="carry on an interrupted run from its last completed epoch: its "
+                        "<name>.state.pt (or its checkpoint path); the run keeps its settings")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    if args.resume:
+        given = {**vars(args), "progress": False if args.no_progress else None,
+                 "device": None if args.device == "auto" else args.device}
+        cfg, data, state = prepare_resume(args.resume, given, limit=args.limit)
+        print(f"resuming {cfg.model} after epoch {state['epoch']} of {cfg.epochs}")
+        return _train(cfg, data, state)
     cfg = TrainConfig.for_model(
-        args.model,
+        args.model or "classic",
         dataset=args.dataset,
         data_dir=args.data_dir,
         epochs=args.epochs,
@@ -62,11 +73,29 @@ def run(args) -> int:
         precision=args.precision,
         val_split=args.val_split,
         train_eval=args.train_eval or None,
-        out=args.out or DEFAULT_OUT.format(model=args.model),
+        out=args.out or DEFAULT_OUT.format(model=args.model or "classic"),
         progress=False if args.no_progress else None,
     )
+    if (unfinished := state_path_for(cfg.out)).is_file():
+        print(f"lenet5: note: a new run replaces the unfinished one in {unfinished} (to carry "
+              f"that one on instead: lenet5 train --resume {unfinished})", file=sys.stderr)
     data = load_dataset(cfg.dataset, cfg.data_dir, for_model=cfg.model).head(args.limit)
-    result = train(cfg, data)
+    return _train(cfg, data)
+
+
+def _train(cfg: TrainConfig, data, state: dict | None = None) -> int:
+    try:
+        result = train(cfg, data, resume=state)
+    except KeyboardInterrupt:  # Ctrl-C: the state of the last completed epoch is on disk
+        state_path = state_path_for(cfg.out)
+        if not state_path.is_file():
+            print("lenet5: interrupted before training started; nothing to resume", file=sys.stderr)
+        else:
+            done = load_state(state_path)["epoch"]
+            print(f"lenet5: interrupted; the run as it was after epoch {done} of {cfg.epochs} "
+                  f"is saved in {state_path}\nresume with: lenet5 train --resume {state_path}",
+                  file=sys.stderr)
+        return 130
     if result.checkpoint is not None:  # under torchrun, only rank 0 writes it
         print(f"saved {result.checkpoint}  (metrics log: {Path(cfg.log_path)})")
     return 0

@@ -8,7 +8,6 @@ No per-sample Python, no DataLoader workers.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
 from collections.abc import Callable
@@ -24,13 +23,14 @@ from ..data import Dataset, Split, to_input
 from ..errors import Lenet5Error
 from ..evaluation import Metrics, format_metrics
 from ..fastpath import autocast, input_memory_format, resolve_precision, to_channels_last
-from ..io import atomic_write_text, ensure_writable_dir
+from ..io import ensure_writable_dir
 from ..models import create_model, get_model_entry
 from . import distributed
 from .config import TrainConfig
 from .device import seed_everything
 from .losses import build_loss
 from .optim import build_optimizer, build_schedule
+from .resume import RunState, append_record, state_path_for
 
 
 @dataclass
@@ -53,10 +53,12 @@ def split_validation(train: Split, fraction: float, seed: int) -> tuple[Split, S
 
 
 def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print,
-          on_epoch: Callable[[dict], None] | None = None) -> TrainResult:
+          on_epoch: Callable[[dict], None] | None = None,
+          resume: dict | None = None) -> TrainResult:
     """Train ``cfg.model`` on ``data``; print the metrics lines; save the checkpoint.
 
     ``on_epoch`` is called with each epoch's log record (``lenet5 bench`` times epochs by it).
+    ``resume``: a state from ``resume.load_state``, to carry on after its epoch.
     """
     if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.lr <= 0:
         raise Lenet5Error("epochs, batch size and learning rate must be positive")
@@ -88,8 +90,10 @@ def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print,
         return ddp.evaluate(model, split, pre, loss_fn, cfg.eval_batch_size, device)
 
     result = TrainResult(model=distributed.unwrap(model))
-    log_lines: list[str] = []
-    for epoch in range(1, cfg.epochs + 1):
+    run_state = RunState(state_path_for(cfg.out) if cfg.out else None, model=result.model,
+                         optimizer=optimizer, schedule=schedule, generators={"shuffle": shuffle},
+                         config=cfg.to_dict(), dataset=data.describe(), epochs=cfg.epochs)
+    for epoch in range(run_state.start(resume, result.history), cfg.epochs + 1):
         started = time.perf_counter()
         model.train()
         perm = ddp.shard(torch.randperm(len(train_split), generator=shuffle))
@@ -130,8 +134,8 @@ def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print,
         if on_epoch is not None:
             on_epoch(record)
         if cfg.log_path is not None:
-            log_lines.append(json.dumps(record))
-            atomic_write_text(cfg.log_path, "\n".join(log_lines) + "\n")
+            append_record(cfg.log_path, record)
+        run_state.epoch_done(epoch, result.history)
 
     result.test = measure(data.test) if val_split is not None else watch_m
     if val_split is not None:
@@ -148,4 +152,5 @@ def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print,
             config={**cfg.to_dict(), "world_size": ddp.world_size},
         )
         result.checkpoint = save_checkpoint(cfg.out, ckpt)
+        run_state.finished()
     return result

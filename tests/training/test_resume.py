@@ -1,0 +1,145 @@
+"""Resume: a run killed (SIGKILL) or interrupted (Ctrl-C) and resumed ends exactly as the
+same run never interrupted: same metrics, same weights, same metrics log."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from lenet5.checkpoint import load_checkpoint
+from lenet5.cli import main
+from lenet5.errors import Lenet5Error
+from lenet5.training import TrainConfig, train
+from lenet5.training.resume import append_record, load_state, state_path_for
+from tests.conftest import run_cli
+
+RUN = ["--limit", "600", "--epochs", "3", "--seed", "5", "--model", "keras"]  # keras: dropout RNG
+
+
+def train_args(mnist_dir, out):
+    return ["train", *RUN, "--data-dir", str(mnist_dir), "--out", str(out), "--no-progress"]
+
+
+def log_records(out):
+    """The metrics log without the wall-clock field."""
+    lines = out.with_name(out.stem + ".metrics.jsonl").read_text().splitlines()
+    return [{k: v for k, v in json.loads(x).items() if k != "train_seconds"} for x in lines]
+
+
+def interrupt(mnist_dir, out, sig):
+    """Start a training run, send ``sig`` once epoch 1's state is saved (so during epoch 2)."""
+    proc = subprocess.Popen([sys.executable, "-m", "lenet5", *train_args(mnist_dir, out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    state = state_path_for(out)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        if state.is_file() and load_state(state)["epoch"] >= 1:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run ended before it could be interrupted"
+    proc.send_signal(sig)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert not out.exists(), "the run finished before the signal arrived"
+    return proc.returncode, stdout, stderr
+
+
+@pytest.fixture(scope="module")
+def reference(mnist_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ref") / "m.safetensors"
+    r = run_cli(*train_args(mnist_dir, out))
+    assert r.returncode == 0, r.stderr
+    assert not state_path_for(out).exists()  # removed once the run is finished
+    return out
+
+
+def assert_same_run(out, ref):
+    a, b = load_checkpoint(out), load_checkpoint(ref)
+    assert a.metrics == b.metrics
+    for k, v in b.state_dict.items():
+        assert torch.equal(a.state_dict[k], v), k
+    assert log_records(out) == log_records(ref)
+    assert [r["epoch"] for r in log_records(out)] == [1, 2, 3]
+    assert not state_path_for(out).exists()
+
+
+def test_killed_run_resumes_exactly(reference, mnist_dir, tmp_path):
+    out = tmp_path / "m.safetensors"
+    rc, _, _ = interrupt(mnist_dir, out, signal.SIGKILL)
+    assert rc == -signal.SIGKILL
+    r = run_cli("train", "--resume", str(state_path_for(out)), "--data-dir", str(mnist_dir))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("resuming keras after epoch ")
+    assert_same_run(out, reference)
+
+
+def test_ctrl_c_saves_and_says_how_to_resume(mnist_dir, tmp_path):
+    out = tmp_path / "m.safetensors"
+    rc, _, stderr = interrupt(mnist_dir, out, signal.SIGINT)
+    assert rc == 130
+    assert "Traceback" not in stderr
+    state = state_path_for(out)
+    assert f"resume with: lenet5 train --resume {state}" in stderr
+    saved = load_state(state)  # resumable: the state of a completed epoch
+    assert saved["epoch"] >= 1 and len(saved["history"]) == saved["epoch"]
+    assert [r["epoch"] for r in log_records(out)][:saved["epoch"]] == list(range(1, saved["epoch"] + 1))
+
+
+def test_resume_refuses_what_it_cannot_do(mnist, mnist_dir, tmp_path, capsys):
+    out = tmp_path / "m.safetensors"
+    cfg = TrainConfig.for_model("classic", epochs=2, out=str(out), progress=False)
+
+    def stop_after_epoch_1(line):
+        if line.startswith("(test set)  epoch: 1"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, mnist.head(300), log=stop_after_epoch_1)
+    state = state_path_for(out)
+    assert load_state(state)["epoch"] == 0  # epoch 1 was logged but its state not yet saved
+
+    def error(*argv):
+        assert main(["train", *argv, "--data-dir", str(mnist_dir)]) == 1
+        return capsys.readouterr().err.strip()
+
+    assert error("--resume", str(state), "--lr", "0.5") == (
+        "lenet5: error: --resume: --lr 0.5 differs from the run's 0.001; a resumed run keeps "
+        "its own settings (leave the flag out)")
+    assert "--limit 10 differs from the run's 300" in error("--resume", str(state), "--limit", "10")
+    assert "goes beside its state file" in error("--resume", str(state), "--out", "other.safetensors")
+    assert "does not exist" in error("--resume", str(tmp_path / "nope.state.pt"))
+    junk = tmp_path / "junk.state.pt"
+    junk.write_bytes(b"not a state")
+    assert "is not a lenet5 training state" in error("--resume", str(junk))
+
+    # the same flags as the run are accepted; the run finishes and its state goes away
+    assert main(["train", "--resume", str(out), "--seed", "0", "--limit", "300",
+                 "--data-dir", str(mnist_dir), "--no-progress"]) == 0
+    assert "resuming classic after epoch 0 of 2" in capsys.readouterr().out
+    assert not state.exists() and out.is_file()
+    assert "that run finished" in error("--resume", str(out))
+
+
+def test_log_is_appended_not_duplicated(tmp_path):
+    log = tmp_path / "m.metrics.jsonl"
+    for epoch in (1, 2, 3, 2, 3):  # a run that logged epoch 3, then resumed after epoch 1
+        append_record(log, {"epoch": epoch, "x": epoch * 10})
+    assert [json.loads(x) for x in log.read_text().splitlines()] == [
+        {"epoch": 1, "x": 10}, {"epoch": 2, "x": 20}, {"epoch": 3, "x": 30}]
+    append_record(log, {"epoch": 1, "x": 0})  # a new run with the same path starts afresh
+    assert log.read_text().count("\n") == 1
+
+
+def test_state_holds_no_pickled_objects(mnist, tmp_path):
+    out = tmp_path / "m.safetensors"
+    cfg = TrainConfig.for_model("modern", epochs=2, out=str(out), progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, mnist.head(200), log=lambda s: (_ for _ in ()).throw(KeyboardInterrupt()))
+    state = torch.load(state_path_for(out), weights_only=True)  # refuses arbitrary objects
+    assert set(state["generators"]) == {"shuffle"}
+    with pytest.raises(Lenet5Error, match="not a lenet5 training state"):
+        torch.save({"format": "something else"}, tmp_path / "x.state.pt")
+        load_state(tmp_path / "x.state.pt")
