@@ -106,7 +106,7 @@ def test_resume_refuses_what_it_cannot_do(mnist, mnist_dir, tmp_path, capsys):
         return capsys.readouterr().err.strip()
 
     assert error("--resume", str(state), "--lr", "0.5") == (
-        "lenet5: error: --resume: --lr 0.5 differs from the run's 0.001; a resumed run keeps "
+        f"lenet5: error: --resume: --lr 0.5 differs from the run's {cfg.lr}; a resumed run keeps "
         "its own settings (leave the flag out)")
     assert "--limit 10 differs from the run's 300" in error("--resume", str(state), "--limit", "10")
     assert "goes beside its state file" in error("--resume", str(state), "--out", "other.safetensors")
