@@ -163,3 +163,13 @@ def test_output_path_that_cannot_be_a_directory(tmp_path, mnist_dir):
                                   "--out", str(blocker / "m.safetensors")),
                           r"cannot write to .*file")
     assert blocker.read_text() == "keep me"
+
+
+def test_eval_defaults_to_the_dataset_the_checkpoint_was_trained_on(fashion_dir, tmp_path):
+    out = tmp_path / "f.safetensors"
+    r = run_cli("train", "--dataset", "fashion-mnist", "--data-dir", str(fashion_dir),
+                "--limit", "300", "--epochs", "1", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    r = run_cli("eval", str(out), "--data-dir", str(fashion_dir), "--limit", "300")
+    assert r.returncode == 0, r.stderr  # read as Fashion-MNIST, not refused as a wrong MNIST
+    assert r.stdout.startswith("(test set)  loss: ")

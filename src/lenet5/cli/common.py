@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import argparse
 
-from ..data import IMAGE_FOLDER, dataset_choices
+from ..checkpoint import Checkpoint
+from ..data import IMAGE_FOLDER, Dataset, dataset_choices, load_dataset
 from ..data.store import DATA_DIR_ENV
 
 
-def add_data_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", default="mnist", choices=dataset_choices(),
-                   help=f"dataset (default: mnist); {IMAGE_FOLDER}: your own images in "
+def add_data_args(p: argparse.ArgumentParser, of_checkpoint: bool = False) -> None:
+    """``--dataset``, ``--data-dir``, ``--limit``; ``of_checkpoint``: the dataset defaults to
+    the one the checkpoint was trained on (see ``load_checkpoint_data``)."""
+    default = "the checkpoint's" if of_checkpoint else "mnist"
+    p.add_argument("--dataset", default=None if of_checkpoint else "mnist",
+                   choices=dataset_choices(),
+                   help=f"dataset (default: {default}); {IMAGE_FOLDER}: your own images in "
                         "--data-dir ROOT as ROOT/<class>/<image>")
     p.add_argument("--data-dir", metavar="DIR",
                    help=f"directory with the dataset's IDX files (.gz or raw); default: "
@@ -23,3 +28,9 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
 def add_device_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto",
                    help="auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps")
+
+
+def load_checkpoint_data(args: argparse.Namespace, ckpt: Checkpoint) -> Dataset:
+    """The dataset to run a checkpoint on: ``--dataset``, else the one it was trained on."""
+    name = args.dataset or ckpt.dataset.get("name") or "mnist"
+    return load_dataset(name, args.data_dir, for_model=ckpt.model_name).head(args.limit)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 
 from ..checkpoint import load_checkpoint
-from ..data import load_dataset
 from ..evaluation import (
     confusion_matrix,
     evaluate,
@@ -15,7 +14,7 @@ from ..evaluation import (
     predict_logits,
 )
 from ..training import build_loss, pick_device
-from .common import add_data_args, add_device_arg
+from .common import add_data_args, add_device_arg, load_checkpoint_data
 
 
 def add_parser(sub) -> None:
@@ -27,7 +26,7 @@ def add_parser(sub) -> None:
                    help="also print accuracy, precision and recall per class")
     p.add_argument("--confusion", action="store_true",
                    help="also print the confusion matrix (rows: true class, columns: predicted)")
-    add_data_args(p)
+    add_data_args(p, of_checkpoint=True)
     add_device_arg(p)
     p.set_defaults(func=run)
 
@@ -36,7 +35,7 @@ def run(args) -> int:
     ckpt = load_checkpoint(args.checkpoint, expect_model=args.model)
     model = ckpt.build_model()
     config = ckpt.config
-    data = load_dataset(args.dataset, args.data_dir, for_model=ckpt.model_name).head(args.limit)
+    data = load_checkpoint_data(args, ckpt)
     expected = ckpt.dataset.get("sha256")
     if expected and ckpt.dataset.get("name") == data.name and expected != data.content_hash:
         print(f"lenet5: warning: {data.name} here differs from the data the model was "

@@ -4,9 +4,8 @@ whole test set before the file is written."""
 from __future__ import annotations
 
 from ..checkpoint import load_checkpoint
-from ..data import load_dataset
 from ..export import ATOL, FORMATS, INPUTS, default_out, export_checkpoint
-from .common import add_data_args
+from .common import add_data_args, load_checkpoint_data
 
 
 def add_parser(sub) -> None:
@@ -23,13 +22,13 @@ def add_parser(sub) -> None:
                    help="uint8 (default): the graph takes raw images (N, C, 28, 28), 0 = "
                         "background, and does the preprocessing itself; float: the bare "
                         "network on preprocessed input (N, C, 32, 32)")
-    add_data_args(p)
+    add_data_args(p, of_checkpoint=True)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     ckpt = load_checkpoint(args.checkpoint)  # a bad checkpoint fails before the data loads
-    data = load_dataset(args.dataset, args.data_dir).head(args.limit)
+    data = load_checkpoint_data(args, ckpt)
     out = args.out or default_out(args.checkpoint, args.format)
     report = export_checkpoint(ckpt, args.format, data, out, input=args.input)
     print(report.describe())

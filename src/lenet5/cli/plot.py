@@ -6,10 +6,9 @@ import sys
 from pathlib import Path
 
 from ..checkpoint import load_checkpoint
-from ..data import load_dataset
 from ..io import ensure_writable_dir
 from ..training import pick_device
-from .common import add_data_args, add_device_arg
+from .common import add_data_args, add_device_arg, load_checkpoint_data
 
 
 def add_parser(sub) -> None:
@@ -28,7 +27,7 @@ def add_parser(sub) -> None:
                    help="test image whose feature maps are drawn (default: 0)")
     p.add_argument("--worst", type=int, default=24, metavar="N",
                    help="misses in the gallery of worst misses (default: 24)")
-    add_data_args(p)
+    add_data_args(p, of_checkpoint=True)
     add_device_arg(p)
     p.set_defaults(func=run)
 
@@ -48,7 +47,7 @@ def run(args) -> int:
         log = None
     out = Path(args.out) if args.out else ckpt_path.with_name(ckpt_path.stem + "-plots")
     ensure_writable_dir(out)
-    data = load_dataset(args.dataset, args.data_dir).head(args.limit)
+    data = load_checkpoint_data(args, ckpt)
     written = plot_run(ckpt, data.test, out, log, index=args.index,
                        device=pick_device(args.device), worst=args.worst)
     for path in written.values():
