@@ -17,7 +17,6 @@ import json
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +25,8 @@ from torch import nn
 
 from .errors import Lenet5Error
 from .io import atomic_write_bytes
+from .models.features import FeatureLayer, feature_layers
 
-LAYER_NAMES = ("c1", "s2", "c3", "s4")
 MAX_MAPS = 16  # feature maps shown per layer
 INK = "Greys"  # MNIST ink: 0 white, 255 black
 MISS = "#d62728"
@@ -199,29 +198,6 @@ def _grey(image: torch.Tensor) -> np.ndarray:
 
 # --- inside the model ------------------------------------------------------------------
 
-@dataclass
-class Layer:
-    name: str  # qualified name in the model, e.g. features.c1
-    label: str  # short label for titles, e.g. C1
-    module: nn.Module
-
-
-def feature_layers(model: nn.Module) -> list[Layer]:
-    """C1, S2, C3, S4 by their submodule names; else the first 4 conv/pooling layers."""
-    by_name = {}
-    for qual, module in model.named_modules():
-        short = qual.rsplit(".", 1)[-1]
-        if short in LAYER_NAMES and short not in by_name:
-            by_name[short] = Layer(qual, short.upper(), module)
-    if by_name:
-        return [by_name[n] for n in LAYER_NAMES if n in by_name]
-    found = []
-    for qual, module in model.named_modules():
-        if isinstance(module, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d, nn.LPPool2d)):
-            found.append(Layer(qual, qual, module))
-    return found[:4]
-
-
 def first_conv(model: nn.Module) -> tuple[str, nn.Conv2d]:
     """The C1 convolution (by name), else the model's first Conv2d."""
     for layer in feature_layers(model):
@@ -234,11 +210,11 @@ def first_conv(model: nn.Module) -> tuple[str, nn.Conv2d]:
 
 
 @torch.inference_mode()
-def feature_maps(model: nn.Module, x: torch.Tensor) -> list[tuple[Layer, torch.Tensor]]:
+def feature_maps(model: nn.Module, x: torch.Tensor) -> list[tuple[FeatureLayer, torch.Tensor]]:
     """Run ``x`` (one input, (1, C, H, W)) and catch each feature layer's output."""
     layers = feature_layers(model)
     caught: dict[str, torch.Tensor] = {}
-    hooks = [layer.module.register_forward_hook(
+    hooks = [layer.output.register_forward_hook(
         lambda _m, _i, out, name=layer.name: caught.__setitem__(name, out.detach().cpu()))
         for layer in layers]
     try:

@@ -9,7 +9,8 @@ import pytest
 
 import lenet5
 from lenet5.errors import Lenet5Error
-from lenet5.serve.engine import Batcher, ServedModel, feature_layers, load_models
+from lenet5.serve.engine import Batcher, ServedModel, load_models
+from lenet5.serve.engine import feature_outputs as feature_layers
 
 
 def test_feature_layers_are_found_by_name_not_model():

@@ -24,8 +24,7 @@ from torch import nn
 from ..checkpoint import load_checkpoint
 from ..data import to_input
 from ..errors import Lenet5Error
-
-FEATURE_LAYERS = ("c1", "s2", "c3", "s4")  # the layers the 1993 demo showed, input side first
+from ..models.features import feature_layers
 
 
 @dataclass
@@ -35,25 +34,9 @@ class Prediction:
     activations: dict[str, np.ndarray] = field(default_factory=dict)  # "C1" -> (maps, H, W)
 
 
-def feature_layers(model: nn.Module) -> dict[str, nn.Module]:
-    """``{"C1": module, ...}``: the module whose output is each feature map layer.
-
-    Found by submodule name (the last part of its dotted name). A layer directly followed
-    in its ``nn.Sequential`` by an activation function is shown after it, as the paper
-    shows C1 and C3: squashed.
-    """
-    found: dict[str, nn.Module] = {}
-    for parent in model.modules():
-        children = list(parent.named_children())
-        for i, (name, child) in enumerate(children):
-            if name not in FEATURE_LAYERS or name.upper() in found:
-                continue
-            if isinstance(parent, nn.Sequential) and i + 1 < len(children):
-                nxt = children[i + 1][1]
-                if type(nxt).__module__ == nn.Tanh.__module__:  # torch.nn.modules.activation
-                    child = nxt
-            found[name.upper()] = child
-    return {k.upper(): found[k.upper()] for k in FEATURE_LAYERS if k.upper() in found}
+def feature_outputs(model: nn.Module) -> dict[str, nn.Module]:
+    """``{"C1": module, ...}``: the modules whose outputs the page shows (named layers only)."""
+    return {f.label: f.output for f in feature_layers(model, fallback=False)}
 
 
 class ServedModel:
@@ -71,7 +54,7 @@ class ServedModel:
         self.model = ckpt.build_model()
         self.num_classes = int(ckpt.model_args.get("num_classes", 10))
         self.parameters = sum(p.numel() for p in self.model.parameters())
-        self.layers = feature_layers(self.model)
+        self.layers = feature_outputs(self.model)
         self._lock = threading.Lock()
         self._caught: dict[str, torch.Tensor] | None = None
         for label, module in self.layers.items():

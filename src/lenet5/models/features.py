@@ -1,0 +1,48 @@
+"""Finding the feature-map layers of any model: C1, S2, C3 and S4, as LeCun's 1993 demo
+showed them. Used by ``lenet5 plot`` and ``lenet5 serve``; never keyed on a model's name.
+
+A layer is found by its submodule name (``features.c1`` ...). A convolution directly
+followed in its ``nn.Sequential`` by an activation function is caught after the
+activation, as the paper shows C1 and C3: squashed. A model without such names shows its
+first four convolution and pooling layers instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+FEATURE_LAYERS = ("c1", "s2", "c3", "s4")  # the input side first
+_ACTIVATIONS_MODULE = nn.Tanh.__module__  # torch.nn.modules.activation
+_WINDOWS = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d, nn.LPPool2d)
+
+
+@dataclass(frozen=True)
+class FeatureLayer:
+    name: str  # qualified name of the layer, e.g. features.c1
+    label: str  # e.g. C1
+    module: nn.Module  # the layer itself
+    output: nn.Module  # the module whose output is shown (the layer, or its activation)
+
+
+def feature_layers(model: nn.Module, fallback: bool = True) -> list[FeatureLayer]:
+    """C1, S2, C3, S4 by their submodule names; else (with ``fallback``) the first four
+    convolution and pooling layers."""
+    found: dict[str, FeatureLayer] = {}
+    for parent_name, parent in model.named_modules():
+        children = list(parent.named_children())
+        for i, (name, child) in enumerate(children):
+            if name not in FEATURE_LAYERS or name in found:
+                continue
+            output = child
+            if isinstance(parent, nn.Sequential) and i + 1 < len(children):
+                nxt = children[i + 1][1]
+                if type(nxt).__module__ == _ACTIVATIONS_MODULE:
+                    output = nxt
+            qual = f"{parent_name}.{name}" if parent_name else name
+            found[name] = FeatureLayer(qual, name.upper(), child, output)
+    if found or not fallback:
+        return [found[n] for n in FEATURE_LAYERS if n in found]
+    windows = [(q, m) for q, m in model.named_modules() if isinstance(m, _WINDOWS)]
+    return [FeatureLayer(q, q, m, m) for q, m in windows[:4]]
