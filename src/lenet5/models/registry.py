@@ -57,6 +57,7 @@ class Recipe:
     momentum: float = 0.9
     loss: str = "cross_entropy"
     loss_args: dict[str, Any] = field(default_factory=dict)
+    optimizer_args: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from ..checkpoint import Checkpoint, save_checkpoint
 from ..data import Dataset, Split, to_input
+from ..data.distort import distort
 from ..errors import Lenet5Error
 from ..evaluation import Metrics, evaluate, format_metrics
 from ..io import atomic_write_text, ensure_writable_dir
@@ -68,9 +69,14 @@ def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print) -
     watch_name, watch_split = ("val", val_split) if val_split is not None else ("test", data.test)
     steps_per_epoch = math.ceil(len(train_split) / cfg.batch_size)
     optimizer = build_optimizer(cfg.optimizer, model.parameters(), lr=cfg.lr,
-                                weight_decay=cfg.weight_decay, momentum=cfg.momentum)
+                                weight_decay=cfg.weight_decay, momentum=cfg.momentum,
+                                **cfg.optimizer_args)
     schedule = build_schedule(cfg.schedule, optimizer, cfg.epochs, steps_per_epoch)
     shuffle = torch.Generator().manual_seed(cfg.seed)
+    distortions = torch.Generator().manual_seed(cfg.seed + 2)
+
+    def batch(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return to_input(train_split.images[idx], pre, device), train_split.labels[idx].to(device)
 
     def measure(split: Split) -> Metrics:
         return evaluate(model, split, pre, loss_fn, cfg.eval_batch_size, device)
@@ -81,12 +87,15 @@ def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print) -
         started = time.perf_counter()
         model.train()
         perm = torch.randperm(len(train_split), generator=shuffle)
+        if hasattr(optimizer, "prepare_epoch"):  # e.g. SDLM: estimate curvature on a sample
+            optimizer.prepare_epoch(model, loss_fn, lambda n, p=perm: batch(p[:n]))
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{cfg.epochs}", leave=False,
                    disable=None if cfg.progress is None else not cfg.progress, unit="batch")
         for step in bar:
             idx = perm[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-            x = to_input(train_split.images[idx], pre, device)
-            y = train_split.labels[idx].to(device)
+            x, y = batch(idx)
+            if cfg.distort:
+                x = distort(x, distortions)
             loss = loss_fn(model(x), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
