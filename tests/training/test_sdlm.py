@@ -132,3 +132,16 @@ def test_sdlm_trains_another_model(mnist):
                                 optimizer_args={"hessian_samples": 100})
     result = train(cfg, mnist.head(1000), log=lambda s: None)
     assert result.test.acc > 0.3
+
+
+def test_lecun1998_schedule_warms_up_then_follows_the_paper():
+    from lenet5.training import build_schedule
+
+    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = build_schedule("lecun1998", opt, epochs=20, steps_per_epoch=2000)
+    lrs = []
+    for _ in range(2000 * 13 + 1):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step(), sched.step()
+    assert lrs[0] == pytest.approx(0.001) and lrs[999] == pytest.approx(1.0)
+    assert lrs[2000 * 2] == pytest.approx(0.4) and lrs[2000 * 13] == pytest.approx(0.02)
