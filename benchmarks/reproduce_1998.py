@@ -77,8 +77,8 @@ def main() -> None:
     results = out / "results.jsonl"
     rows = [json.loads(x) for x in results.read_text().splitlines()] if results.exists() else []
     data = load_dataset(data_dir=args.data_dir)
-    for exp in args.experiments:
-        for seed in args.seeds:
+    for seed in args.seeds:  # seed by seed, so both experiments have results early
+        for exp in args.experiments:
             if any(r["experiment"] == exp and r["seed"] == seed and r["epochs"] == args.epochs
                    for r in rows):
                 continue

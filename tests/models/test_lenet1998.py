@@ -59,6 +59,9 @@ def test_summary_has_connections_for_every_model():
     s = summarize("classic")
     assert {r.name: r.connections for r in s.rows}["features.s2"] == 6 * 14 * 14 * 5
     assert s.total_connections > s.total_params
+    modern = {r.name: r.connections for r in summarize("modern").rows}
+    assert modern["features.s2"] == 6 * 14 * 14 * 4  # max pooling: the window, no bias
+    assert modern["features.act1"] == 0
 
 
 def test_prototypes_are_fixed_plus_minus_one_bitmaps():
