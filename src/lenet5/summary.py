@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torchinfo
 from torch import nn
 
+from .connections import connections
 from .models import create_model, input_size_for
 
 
@@ -22,6 +23,7 @@ class LayerRow:
     params: int
     trainable: int
     macs: int  # multiply-accumulates per image
+    connections: int = 0  # inputs (and bias) its units see, as the paper counts (connections.py)
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,10 @@ class ModelSummary:
     @property
     def total_macs(self) -> int:
         return sum(r.macs for r in self.rows)
+
+    @property
+    def total_connections(self) -> int:
+        return sum(r.connections for r in self.rows)
 
     @property
     def size_mb(self) -> float:
@@ -64,6 +70,8 @@ def summarize(model_name: str, model: nn.Module | None = None, **model_args) -> 
             params=info.num_params,
             trainable=info.trainable_params,
             macs=info.macs,
+            connections=connections(info.module, tuple(info.input_size[1:]),
+                                    tuple(info.output_size[1:])),
         ))
     return ModelSummary(model_name, input_size, rows)
 
@@ -77,11 +85,11 @@ def _qualified_name(info) -> str:
 
 
 def format_summary(s: ModelSummary) -> str:
-    header = ("Layer", "Type", "Output shape", "Params", "MACs")
-    body = [(r.name, r.kind, str([-1, *r.output_shape]), f"{r.params:,}", f"{r.macs:,}")
-            for r in s.rows]
+    header = ("Layer", "Type", "Output shape", "Params", "MACs", "Connections")
+    body = [(r.name, r.kind, str([-1, *r.output_shape]), f"{r.params:,}", f"{r.macs:,}",
+             f"{r.connections:,}") for r in s.rows]
     widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
-    align = ["<", "<", "<", ">", ">"]
+    align = ["<", "<", "<", ">", ">", ">"]
 
     def line(cells):
         return "  ".join(f"{c:{a}{w}}" for c, a, w in zip(cells, align, widths)).rstrip()
@@ -93,6 +101,7 @@ def format_summary(s: ModelSummary) -> str:
            f"Trainable params:    {s.trainable_params:,}",
            f"Non-trainable:       {s.total_params - s.trainable_params:,}",
            f"MACs per image:      {s.total_macs:,}  (a bias counts as one)",
+           f"Connections:         {s.total_connections:,}  (as the paper counts them)",
            f"Params size (MB):    {s.size_mb:.2f}",
            rule]
     return "\n".join(out)

@@ -8,7 +8,7 @@ from pathlib import Path
 from ..data import load_dataset
 from ..fastpath import PRECISIONS
 from ..models import list_models
-from ..training import TrainConfig, list_optimizers, list_schedules, train
+from ..training import TrainConfig, list_losses, list_optimizers, list_schedules, train
 from ..training.resume import load_state, prepare_resume, state_path_for
 from .common import add_data_args, add_device_arg
 
@@ -29,6 +29,17 @@ def add_parser(sub) -> None:
     p.add_argument("--schedule", choices=list_schedules(), help="learning-rate schedule (recipe)")
     p.add_argument("--weight-decay", type=float, help="weight decay (recipe: 0)")
     p.add_argument("--momentum", type=float, help="SGD momentum (recipe: 0.9)")
+    p.add_argument("--loss", choices=list_losses(), help="loss (recipe: cross_entropy; "
+                   "lenet5-1998: map)")
+    p.add_argument("--map-j", type=float, metavar="J",
+                   help="the MAP loss's constant j > 0 (recipe of lenet5-1998: 0.1)")
+    p.add_argument("--sdlm-mu", type=float, metavar="MU",
+                   help="SDLM: mu in the step lr / (mu + h) (default 0.02)")
+    p.add_argument("--hessian-samples", type=int, metavar="N",
+                   help="SDLM: samples for the curvature estimate before each pass (default 500)")
+    p.add_argument("--distort", action="store_true",
+                   help="random affine distortions of the training images (translation, "
+                        "scaling, squeezing, shearing), as in the paper's second experiment")
     p.add_argument("--seed", type=int, help="random seed (default: 0)")
     p.add_argument("--val-split", type=float, metavar="FRACTION",
                    help="hold out this fraction of the training set for validation; the "
@@ -68,6 +79,10 @@ def run(args) -> int:
         schedule=args.schedule,
         weight_decay=args.weight_decay,
         momentum=args.momentum,
+        loss=args.loss,
+        loss_args=_given(j=args.map_j),
+        optimizer_args=_given(mu=args.sdlm_mu, hessian_samples=args.hessian_samples),
+        distort=args.distort or None,
         seed=args.seed,
         device=args.device,
         precision=args.precision,
@@ -99,3 +114,8 @@ def _train(cfg: TrainConfig, data, state: dict | None = None) -> int:
     if result.checkpoint is not None:  # under torchrun, only rank 0 writes it
         print(f"saved {result.checkpoint}  (metrics log: {Path(cfg.log_path)})")
     return 0
+
+
+def _given(**options):
+    """The options the user gave (not None)."""
+    return {k: v for k, v in options.items() if v is not None}

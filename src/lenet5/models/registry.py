@@ -57,6 +57,9 @@ class Recipe:
     momentum: float = 0.9
     loss: str = "cross_entropy"
     loss_args: dict[str, Any] = field(default_factory=dict)
+    optimizer_args: dict[str, Any] = field(default_factory=dict)
+    precision: str = "auto"  # training precision (fastpath.py): auto, fp32 or bf16
+    train_eval: bool = False  # the (train set) line from a full pass, not running averages
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

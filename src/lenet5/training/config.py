@@ -19,6 +19,7 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 128
     optimizer: str = "adam"
+    optimizer_args: dict[str, Any] = field(default_factory=dict)  # e.g. sdlm's mu
     lr: float = 1e-3
     schedule: str = "onecycle"
     weight_decay: float = 0.0
@@ -28,6 +29,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     val_split: float = 0.0
+    distort: bool = False  # random affine distortions of training batches (data/distort.py)
     eval_batch_size: int = 512
     # The (train set) line: False, running averages over the epoch's batches (free, as Keras
     # reports them); True, the whole training set evaluated after the epoch (exact, one more pass).
@@ -42,6 +44,13 @@ class TrainConfig:
         recipe = get_model_entry(model).recipe.to_dict()
         known = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in recipe.items() if k in known}
+        # the recipe's loss/optimizer options belong to the recipe's loss/optimizer: they
+        # are dropped when another one is chosen; options given here go on top
+        for name in ("loss", "optimizer"):
+            if overrides.get(name) not in (None, recipe[name]):
+                values[f"{name}_args"] = {}
+            values[f"{name}_args"] = {**values.get(f"{name}_args", {}),
+                                      **(overrides.pop(f"{name}_args", None) or {})}
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(model=model, **values)
 

@@ -29,11 +29,33 @@ def build_loss(name: str, **kwargs: Any) -> LossFn:
     """The loss ``name`` as ``fn(outputs, targets) -> mean loss``."""
     if name not in _LOSSES:
         raise Lenet5Error(f"unknown loss {name!r}; known losses: {', '.join(list_losses())}")
-    return _LOSSES[name](**kwargs)
+    try:
+        return _LOSSES[name](**kwargs)
+    except (TypeError, ValueError) as e:
+        raise Lenet5Error(f"loss {name!r}: {e}") from None
 
 
 @register_loss("cross_entropy")
 def cross_entropy(label_smoothing: float = 0.0) -> LossFn:
     def fn(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(logits, target, label_smoothing=label_smoothing)
+    return fn
+
+
+@register_loss("map")
+def map_loss(j: float = 0.1) -> LossFn:
+    """The paper's MAP criterion (LeCun et al. 1998, eq. 9) on scores ``s_i = -y_i``:
+
+        E = mean over samples of  -s_correct + log(exp(-j) + sum_i exp(s_i))
+
+    The first term pulls the correct class's RBF distance down; the second pushes the
+    others up, with ``exp(-j)`` a "rubbish class" that keeps it from acting once the
+    distances are already large. ``j`` > 0 is a constant.
+    """
+    if not j > 0:
+        raise ValueError(f"the MAP constant j must be positive, not {j}")
+    def fn(scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        rubbish = torch.full_like(scores[:, :1], -j)
+        competition = torch.logsumexp(torch.cat([rubbish, scores], 1), 1)
+        return (competition - scores.gather(1, target[:, None]).squeeze(1)).mean()
     return fn

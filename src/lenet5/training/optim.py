@@ -8,6 +8,7 @@ import torch
 from torch.optim.lr_scheduler import LRScheduler
 
 from ..errors import Lenet5Error
+from .sdlm import SDLM
 
 _OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {}
 _SCHEDULES: dict[str, Callable[..., LRScheduler | None]] = {}
@@ -40,8 +41,11 @@ def build_optimizer(name: str, params: Iterable[torch.nn.Parameter], lr: float,
                     **kwargs) -> torch.optim.Optimizer:
     if name not in _OPTIMIZERS:
         raise Lenet5Error(f"unknown optimizer {name!r}; known: {', '.join(list_optimizers())}")
-    return _OPTIMIZERS[name](params, lr=lr, weight_decay=weight_decay, momentum=momentum,
-                             **kwargs)
+    try:
+        return _OPTIMIZERS[name](params, lr=lr, weight_decay=weight_decay, momentum=momentum,
+                                 **kwargs)
+    except (TypeError, ValueError) as e:
+        raise Lenet5Error(f"optimizer {name!r}: {e}") from None
 
 
 def build_schedule(name: str, optimizer: torch.optim.Optimizer, epochs: int,
@@ -87,3 +91,38 @@ def _onecycle(optimizer, epochs, steps_per_epoch):
 @register_schedule("cosine")
 def _cosine(optimizer, epochs, steps_per_epoch):
     return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch)
+
+
+@register_optimizer("sdlm")
+def _sdlm(params, lr, weight_decay, momentum, mu=0.02, hessian_samples=500):
+    """Stochastic diagonal Levenberg-Marquardt, the paper's optimizer (see sdlm.py)."""
+    return SDLM(params, lr=lr, mu=mu, hessian_samples=hessian_samples,
+                weight_decay=weight_decay)
+
+
+# The paper's learning rates per pass (section V.B), relative to the first (0.0005).
+LECUN1998_RATES = ((2, 0.0005), (5, 0.0002), (8, 0.0001), (12, 0.00005), (None, 0.00001))
+
+
+def lecun1998_factor(epoch: int) -> float:
+    """The factor on the base learning rate during pass ``epoch`` (1-based)."""
+    for last, rate in LECUN1998_RATES:
+        if last is None or epoch <= last:
+            return rate / LECUN1998_RATES[0][1]
+    raise AssertionError("unreachable")
+
+
+LECUN1998_WARMUP_STEPS = 1000
+
+
+@register_schedule("lecun1998")
+def _lecun1998(optimizer, epochs, steps_per_epoch):
+    """Steps: 0.0005 for passes 1-2, 0.0002 for 3-5, 0.0001 for 6-8, 0.00005 for 9-12,
+    0.00001 after, as factors 1, 0.4, 0.2, 0.1, 0.02 on the given learning rate; ours: a
+    linear warm-up over the first 1000 steps (with mini-batches the first steps, taken
+    with the curvature estimated at the initial weights, are the least stable)."""
+    def factor(step: int) -> float:
+        warmup = min(1.0, (step + 1) / LECUN1998_WARMUP_STEPS)
+        return warmup * lecun1998_factor(1 + step // steps_per_epoch)
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

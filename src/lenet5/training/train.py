@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from ..checkpoint import Checkpoint, save_checkpoint
 from ..data import Dataset, Split, to_input
+from ..data.distort import distort
 from ..errors import Lenet5Error
 from ..evaluation import Metrics, format_metrics
 from ..fastpath import autocast, input_memory_format, resolve_precision, to_channels_last
@@ -82,28 +83,38 @@ def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print,
     watch_name, watch_split = ("val", val_split) if val_split is not None else ("test", data.test)
     steps_per_epoch = math.ceil(ddp.shard_size(len(train_split)) / cfg.batch_size)
     optimizer = build_optimizer(cfg.optimizer, model.parameters(), lr=cfg.lr,
-                                weight_decay=cfg.weight_decay, momentum=cfg.momentum)
+                                weight_decay=cfg.weight_decay, momentum=cfg.momentum,
+                                **cfg.optimizer_args)
     schedule = build_schedule(cfg.schedule, optimizer, cfg.epochs, steps_per_epoch)
     shuffle = torch.Generator().manual_seed(cfg.seed)
+    distortions = torch.Generator().manual_seed(cfg.seed + 2)
+
+    def batch(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = to_input(train_split.images[idx], pre, device, memory_format=memory_format)
+        return x, train_split.labels[idx].to(device)
 
     def measure(split: Split) -> Metrics:
         return ddp.evaluate(model, split, pre, loss_fn, cfg.eval_batch_size, device)
 
     result = TrainResult(model=distributed.unwrap(model))
     run_state = RunState(state_path_for(cfg.out) if cfg.out else None, model=result.model,
-                         optimizer=optimizer, schedule=schedule, generators={"shuffle": shuffle},
+                         optimizer=optimizer, schedule=schedule,
+                         generators={"shuffle": shuffle, "distort": distortions},
                          config=cfg.to_dict(), dataset=data.describe(), epochs=cfg.epochs)
     for epoch in range(run_state.start(resume, result.history), cfg.epochs + 1):
         started = time.perf_counter()
         model.train()
         perm = ddp.shard(torch.randperm(len(train_split), generator=shuffle))
+        if hasattr(optimizer, "prepare_epoch"):  # e.g. SDLM: estimate curvature on a sample
+            optimizer.prepare_epoch(model, loss_fn, lambda n, p=perm: batch(p[:n]))
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{cfg.epochs}", leave=False,
                    disable=None if cfg.progress is None else not cfg.progress, unit="batch")
         seen_loss, seen_correct, seen = torch.zeros((), device=device), torch.zeros((), device=device), 0
         for step in bar:
             idx = perm[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-            x = to_input(train_split.images[idx], pre, device, memory_format=memory_format)
-            y = train_split.labels[idx].to(device)
+            x, y = batch(idx)
+            if cfg.distort:
+                x = distort(x, distortions)
             with autocast(device, precision):
                 out = model(x)
             loss = loss_fn(out.float(), y)
