@@ -242,7 +242,7 @@ class Subsampling(nn.Module):
 
     def __init__(self, channels: int, kernel_size: int = 2):
         super().__init__()
-        self.channels = self.in_channels = self.out_channels = channels
+        self.channels = channels  # one coefficient and one bias per map, no kernels across maps
         self.kernel_size = (kernel_size, kernel_size)
         self.stride = self.kernel_size
         self.padding = (0, 0)
