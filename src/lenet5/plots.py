@@ -113,12 +113,7 @@ def plot_prediction_grid(images: torch.Tensor, labels: torch.Tensor, preds: torc
     fig = _figure(8.5, 1.2 * rows + 0.6)
     axes = np.atleast_1d(fig.subplots(rows, cols)).reshape(-1)
     misses = 0
-    for i, ax in enumerate(axes):
-        ax.set_xticks([])
-        ax.set_yticks([])
-        if i >= n:
-            ax.set_axis_off()
-            continue
+    for i, ax in _cells(axes, n):
         ok = int(labels[i]) == int(preds[i])
         misses += not ok
         ax.imshow(_grey(images[i]), cmap=INK, vmin=0, vmax=255)
@@ -191,6 +186,17 @@ def plot_worst_misses(images: torch.Tensor, labels: torch.Tensor, probs: torch.T
     return save_figure(fig, path)
 
 
+def _cells(axes, n: int):
+    """The first ``n`` axes of a grid, without ticks, as (index, axes); the rest hidden."""
+    for i, ax in enumerate(axes):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if i >= n:
+            ax.set_axis_off()
+        else:
+            yield i, ax
+
+
 def _grey(image: torch.Tensor) -> np.ndarray:
     a = image.cpu().numpy()
     return a if a.ndim == 2 else a.mean(0)
@@ -245,12 +251,7 @@ def plot_feature_maps(model: nn.Module, x: torch.Tensor, path: str | os.PathLike
         n = min(MAX_MAPS, m.shape[0])
         axes = np.atleast_1d(sub.subplots(1, cols)).reshape(-1)
         lim = float(m[:n].abs().max()) or 1.0
-        for i, ax in enumerate(axes):
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if i >= n:
-                ax.set_axis_off()
-                continue
+        for i, ax in _cells(axes, n):
             ax.imshow(m[i].numpy(), cmap="RdBu_r", vmin=-lim, vmax=lim)
             ax.set_xlabel(str(i), fontsize=8, labelpad=1)
         more = f", first {n} of {m.shape[0]}" if m.shape[0] > n else ""
@@ -272,12 +273,7 @@ def plot_kernels(model: nn.Module, path: str | os.PathLike, title: str = "") -> 
     axes = np.atleast_1d(fig.subplots(rows, cols)).reshape(-1)
     lim = float(kernels[:n].abs().max()) or 1.0
     im = None
-    for i, ax in enumerate(axes):
-        ax.set_xticks([])
-        ax.set_yticks([])
-        if i >= n:
-            ax.set_axis_off()
-            continue
+    for i, ax in _cells(axes, n):
         im = ax.imshow(kernels[i].numpy(), cmap="RdBu_r", vmin=-lim, vmax=lim)
         ax.set_title(f"map {i}", fontsize=9)
     fig.colorbar(im, ax=list(axes), label="weight", shrink=0.8)
