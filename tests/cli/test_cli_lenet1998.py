@@ -10,12 +10,14 @@ def test_train_lenet1998_flags(mnist_dir, tmp_path):
     out = tmp_path / "p.safetensors"
     r = run_cli("train", "--model", "lenet5-1998", "--data-dir", str(mnist_dir), "--limit", "300",
                 "--epochs", "1", "--distort", "--map-j", "0.5", "--sdlm-mu", "0.05",
-                "--hessian-samples", "50", "--out", str(out), "--no-progress")
+                "--hessian-samples", "50", "--hessian-every", "5", "--out", str(out),
+                "--no-progress")
     assert r.returncode == 0, r.stderr
     ckpt = load_checkpoint(out)
     assert ckpt.config["optimizer"] == "sdlm" and ckpt.config["schedule"] == "lecun1998"
     assert ckpt.config["loss_args"] == {"j": 0.5} and ckpt.config["distort"] is True
-    assert ckpt.config["optimizer_args"] == {"mu": 0.05, "hessian_samples": 50}
+    assert ckpt.config["optimizer_args"] == {"mu": 0.05, "hessian_samples": 50,
+                                             "refresh_every": 5}
     assert abs(ckpt.preprocess.mean / ckpt.preprocess.std - 0.1) < 1e-6
 
 

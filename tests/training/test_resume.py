@@ -139,7 +139,7 @@ def test_state_holds_no_pickled_objects(mnist, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         train(cfg, mnist.head(200), log=lambda s: (_ for _ in ()).throw(KeyboardInterrupt()))
     state = torch.load(state_path_for(out), weights_only=True)  # refuses arbitrary objects
-    assert set(state["generators"]) == {"shuffle", "distort"}
+    assert set(state["generators"]) == {"shuffle", "distort", "curvature"}
     with pytest.raises(Lenet5Error, match="not a lenet5 training state"):
         torch.save({"format": "something else"}, tmp_path / "x.state.pt")
         load_state(tmp_path / "x.state.pt")

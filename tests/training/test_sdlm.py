@@ -146,3 +146,40 @@ def test_lecun1998_schedule_warms_up_then_follows_the_paper():
         opt.step(), sched.step()
     assert lrs[0] == pytest.approx(0.001) and lrs[999] == pytest.approx(1.0)
     assert lrs[2000 * 2] == pytest.approx(0.4) and lrs[2000 * 13] == pytest.approx(0.02)
+
+
+def test_sdlm_refreshes_the_curvature_within_a_pass():
+    # E = 0.5 (tanh(w x))^2: h depends on w, so a refresh after a step must see the new w
+    model = nn.Sequential(nn.Linear(1, 1, bias=False), nn.Tanh())
+    with torch.no_grad():
+        model[0].weight.fill_(0.3)
+    x, y = torch.tensor([[2.0]]), torch.zeros(1)
+
+    def loss(s, t):
+        return 0.5 * (s ** 2).sum()
+
+    calls = []
+
+    def sample(n):
+        calls.append(n)
+        return x, y
+
+    opt = SDLM(model.parameters(), lr=0.5, mu=0.1, hessian_samples=3, refresh_every=2)
+    opt.prepare_epoch(model, loss, sample)
+    for step in range(1, 5):
+        before = opt.state[model[0].weight]["hessian"].clone()
+        opt.zero_grad()
+        loss(model(x), y).backward()
+        opt.step()
+        after = opt.state[model[0].weight]["hessian"]
+        if step % 2:  # no refresh: the estimate is the one from before the step
+            torch.testing.assert_close(after, before)
+        else:
+            torch.testing.assert_close(after, diagonal_hessian(model, loss, x, y)["0.weight"])
+            assert not torch.equal(after, before)
+    assert calls == [3, 3, 3]  # before the pass, after steps 2 and 4
+
+
+def test_sdlm_refuses_a_negative_refresh_interval():
+    with pytest.raises(Lenet5Error):
+        build_optimizer("sdlm", [nn.Parameter(torch.zeros(1))], lr=0.1, refresh_every=-1)

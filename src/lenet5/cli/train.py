@@ -37,6 +37,9 @@ def add_parser(sub) -> None:
                    help="SDLM: mu in the step lr / (mu + h) (default 0.02)")
     p.add_argument("--hessian-samples", type=int, metavar="N",
                    help="SDLM: samples for the curvature estimate before each pass (default 500)")
+    p.add_argument("--hessian-every", type=int, metavar="STEPS",
+                   help="SDLM: estimate the curvature again every STEPS steps within a pass "
+                        "(default: once per pass, as the paper; recipe of lenet5-1998: 250)")
     p.add_argument("--distort", action="store_true",
                    help="random affine distortions of the training images (translation, "
                         "scaling, squeezing, shearing), as in the paper's second experiment")
@@ -81,7 +84,8 @@ def run(args) -> int:
         momentum=args.momentum,
         loss=args.loss,
         loss_args=_given(j=args.map_j),
-        optimizer_args=_given(mu=args.sdlm_mu, hessian_samples=args.hessian_samples),
+        optimizer_args=_given(mu=args.sdlm_mu, hessian_samples=args.hessian_samples,
+                              refresh_every=args.hessian_every),
         distort=args.distort or None,
         seed=args.seed,
         device=args.device,

@@ -22,6 +22,7 @@ Input: one 32x32 channel (MNIST's 28x28 padded by 2, see ``Preprocess``).
 
 from __future__ import annotations
 
+import dataclasses
 from collections import OrderedDict
 
 from torch import nn
@@ -34,6 +35,11 @@ from .registry import Recipe, register_model
 # modern 0.9919 test accuracy (0.9903 after epoch 5). classic overfits: with Adam it ends
 # at 0.9890, with AdamW's decoupled weight decay 0.05 at 0.9896.
 FAST_RECIPE = Recipe(optimizer="adam", lr=3e-3, schedule="cosine", batch_size=256)
+# ReLU and max pooling take twice the rate: on a validation split (--val-split 0.1, seeds 0
+# and 1) 6e-3 ended at 99.08%/99.07% against 98.98%/98.97% for 3e-3, and was ahead from
+# the third epoch on. Full MNIST, seed 0: 0.9921 test accuracy after 10 epochs (0.9913
+# after epoch 5).
+MODERN_RECIPE = dataclasses.replace(FAST_RECIPE, lr=6e-3)
 CLASSIC_RECIPE = Recipe(optimizer="adamw", lr=3e-3, schedule="cosine", batch_size=256,
                         weight_decay=0.05)
 
@@ -68,6 +74,12 @@ class LeNet5(nn.Module):
             ("act3", act()),
             ("s4", pool_cls(kernel_size=2, stride=2)),  # 16 x 5 x 5
         ])
+        if pool == "max":
+            # max pooling commutes with a non-decreasing activation: pool first, then the
+            # activation runs on a quarter of the values (the same function; a training
+            # step of modern is ~25% faster on a CPU, see benchmarks/README.md)
+            order = ("c1", "s2", "act1", "c3", "s4", "act3")
+            features = OrderedDict((name, features[name]) for name in order)
         classifier: OrderedDict[str, nn.Module] = OrderedDict(flatten=nn.Flatten())
         if c5 == "conv":
             features.update(c5=nn.Conv2d(16, 120, kernel_size=5), act5=act())  # 120 x 1 x 1
@@ -94,7 +106,7 @@ def classic(num_classes: int = 10, in_channels: int = 1) -> LeNet5:
     return LeNet5(num_classes, in_channels, activation="tanh", pool="avg", c5="linear")
 
 
-@register_model("modern", recipe=FAST_RECIPE)
+@register_model("modern", recipe=MODERN_RECIPE)
 def modern(num_classes: int = 10, in_channels: int = 1) -> LeNet5:
     """LeNet-5 with ReLU and max pooling (61,706 parameters)."""
     return LeNet5(num_classes, in_channels, activation="relu", pool="max", c5="linear")
@@ -106,7 +118,7 @@ def classic_c5conv(num_classes: int = 10, in_channels: int = 1) -> LeNet5:
     return LeNet5(num_classes, in_channels, activation="tanh", pool="avg", c5="conv")
 
 
-@register_model("modern-c5conv", recipe=FAST_RECIPE)
+@register_model("modern-c5conv", recipe=MODERN_RECIPE)
 def modern_c5conv(num_classes: int = 10, in_channels: int = 1) -> LeNet5:
     """modern with C5 as a 5x5 convolution to 120 maps of 1x1."""
     return LeNet5(num_classes, in_channels, activation="relu", pool="max", c5="conv")

@@ -94,10 +94,10 @@ def _cosine(optimizer, epochs, steps_per_epoch):
 
 
 @register_optimizer("sdlm")
-def _sdlm(params, lr, weight_decay, momentum, mu=0.02, hessian_samples=500):
+def _sdlm(params, lr, weight_decay, momentum, mu=0.02, hessian_samples=500, refresh_every=0):
     """Stochastic diagonal Levenberg-Marquardt, the paper's optimizer (see sdlm.py)."""
     return SDLM(params, lr=lr, mu=mu, hessian_samples=hessian_samples,
-                weight_decay=weight_decay)
+                weight_decay=weight_decay, refresh_every=refresh_every)
 
 
 # The paper's learning rates per pass (section V.B), relative to the first (0.0005).

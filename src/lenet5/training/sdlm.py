@@ -137,22 +137,41 @@ def diagonal_hessian(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torc
 
 
 class SDLM(torch.optim.Optimizer):
-    """w <- w - lr / (mu + h) * grad, h from :meth:`prepare_epoch` (zero before it)."""
+    """w <- w - lr / (mu + h) * grad, h from :meth:`prepare_epoch` (zero before it).
+
+    The paper estimates h once before each pass. ``refresh_every`` > 0 estimates it again
+    every that many steps: with mini-batches the first pass moves the weights far from
+    where h was estimated (the initial weights, where h is ~1000x smaller than a few
+    hundred steps later), and a stale h lets a larger rate saturate the network.
+    """
 
     def __init__(self, params, lr: float = 0.0005, mu: float = 0.02,
-                 hessian_samples: int = 500, weight_decay: float = 0.0):
+                 hessian_samples: int = 500, weight_decay: float = 0.0,
+                 refresh_every: int = 0):
         if lr <= 0 or mu <= 0:
             raise ValueError(f"SDLM needs lr > 0 and mu > 0 (lr={lr}, mu={mu})")
         if hessian_samples < 1:
             raise ValueError(f"hessian_samples must be positive, not {hessian_samples}")
+        if refresh_every < 0:
+            raise ValueError(f"refresh_every must be 0 (once per pass) or positive, "
+                             f"not {refresh_every}")
         super().__init__(params, dict(lr=lr, mu=mu, weight_decay=weight_decay))
-        self.hessian_samples = hessian_samples
+        self.hessian_samples, self.refresh_every = hessian_samples, refresh_every
+        self._estimate: Callable[[], None] | None = None
+        self._steps_since = 0
 
     def prepare_epoch(self, model: nn.Module, loss_fn: LossFn,
                       sample: Callable[[int], tuple[torch.Tensor, torch.Tensor]]) -> None:
-        """Estimate h from ``sample(hessian_samples)`` (inputs, targets) before a pass."""
-        x, y = sample(self.hessian_samples)
-        h = diagonal_hessian(model, loss_fn, x, y)
+        """Estimate h from ``sample(hessian_samples)`` (inputs, targets) before a pass, and
+        again every ``refresh_every`` steps of the pass when that is set."""
+        self._estimate = lambda: self._set_hessian(model, loss_fn, *sample(self.hessian_samples))
+        self._steps_since = 0
+        self._estimate()
+
+    def _set_hessian(self, model: nn.Module, loss_fn: LossFn, x: torch.Tensor,
+                     y: torch.Tensor) -> None:
+        with torch.enable_grad():
+            h = diagonal_hessian(model, loss_fn, x, y)
         by_tensor = {p: h[n] for n, p in model.named_parameters() if n in h}
         for group in self.param_groups:
             for p in group["params"]:
@@ -175,4 +194,7 @@ class SDLM(torch.optim.Optimizer):
                 h = self.state[p].get("hessian")
                 denom = h + group["mu"] if h is not None else torch.full_like(p, group["mu"])
                 p.addcdiv_(g, denom, value=-group["lr"])
+        self._steps_since += 1
+        if self.refresh_every and self._estimate and self._steps_since % self.refresh_every == 0:
+            self._estimate()  # after the update: the next steps use the new weights' curvature
         return loss

@@ -88,6 +88,7 @@ def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print,
     schedule = build_schedule(cfg.schedule, optimizer, cfg.epochs, steps_per_epoch)
     shuffle = torch.Generator().manual_seed(cfg.seed)
     distortions = torch.Generator().manual_seed(cfg.seed + 2)
+    curvature = torch.Generator().manual_seed(cfg.seed + 3)  # SDLM's samples for h
 
     def batch(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = to_input(train_split.images[idx], pre, device, memory_format=memory_format)
@@ -99,14 +100,16 @@ def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print,
     result = TrainResult(model=distributed.unwrap(model))
     run_state = RunState(state_path_for(cfg.out) if cfg.out else None, model=result.model,
                          optimizer=optimizer, schedule=schedule,
-                         generators={"shuffle": shuffle, "distort": distortions},
+                         generators={"shuffle": shuffle, "distort": distortions,
+                                     "curvature": curvature},
                          config=cfg.to_dict(), dataset=data.describe(), epochs=cfg.epochs)
     for epoch in range(run_state.start(resume, result.history), cfg.epochs + 1):
         started = time.perf_counter()
         model.train()
         perm = ddp.shard(torch.randperm(len(train_split), generator=shuffle))
-        if hasattr(optimizer, "prepare_epoch"):  # e.g. SDLM: estimate curvature on a sample
-            optimizer.prepare_epoch(model, loss_fn, lambda n, p=perm: batch(p[:n]))
+        if hasattr(optimizer, "prepare_epoch"):  # e.g. SDLM: estimate curvature on samples
+            optimizer.prepare_epoch(model, loss_fn, lambda n, p=perm: batch(
+                p[torch.randperm(len(p), generator=curvature)[:n]]))
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{cfg.epochs}", leave=False,
                    disable=None if cfg.progress is None else not cfg.progress, unit="batch")
         seen_loss, seen_correct, seen = torch.zeros((), device=device), torch.zeros((), device=device), 0
