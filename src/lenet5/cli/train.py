@@ -31,6 +31,9 @@ def add_parser(sub) -> None:
     p.add_argument("--momentum", type=float, help="SGD momentum (recipe: 0.9)")
     p.add_argument("--loss", choices=list_losses(), help="loss (recipe: cross_entropy; "
                    "lenet5-1998: map)")
+    p.add_argument("--label-smoothing", type=float, metavar="EPS",
+                   help="cross entropy: label smoothing in [0, 1) (recipe of modern: 0.1; "
+                        "the reported loss is always without it)")
     p.add_argument("--map-j", type=float, metavar="J",
                    help="the MAP loss's constant j > 0 (recipe of lenet5-1998: 0.1)")
     p.add_argument("--sdlm-mu", type=float, metavar="MU",
@@ -83,7 +86,7 @@ def run(args) -> int:
         weight_decay=args.weight_decay,
         momentum=args.momentum,
         loss=args.loss,
-        loss_args=_given(j=args.map_j),
+        loss_args=_given(j=args.map_j, label_smoothing=args.label_smoothing),
         optimizer_args=_given(mu=args.sdlm_mu, hessian_samples=args.hessian_samples,
                               refresh_every=args.hessian_every),
         distort=args.distort or None,

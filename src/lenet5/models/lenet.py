@@ -35,11 +35,12 @@ from .registry import Recipe, register_model
 # modern 0.9919 test accuracy (0.9903 after epoch 5). classic overfits: with Adam it ends
 # at 0.9890, with AdamW's decoupled weight decay 0.05 at 0.9896.
 FAST_RECIPE = Recipe(optimizer="adam", lr=3e-3, schedule="cosine", batch_size=256)
-# ReLU and max pooling take twice the rate: on a validation split (--val-split 0.1, seeds 0
-# and 1) 6e-3 ended at 99.08%/99.07% against 98.98%/98.97% for 3e-3, and was ahead from
-# the third epoch on. Full MNIST, seed 0: 0.9921 test accuracy after 10 epochs (0.9913
-# after epoch 5).
-MODERN_RECIPE = dataclasses.replace(FAST_RECIPE, lr=6e-3)
+# ReLU and max pooling: twice the rate and label smoothing 0.1. On a validation split
+# (--val-split 0.1; validation accuracy after epoch 3 / epoch 10): 3e-3 (the family's)
+# seeds 0-1 98.28/98.98, 98.33/98.97; 6e-3 98.52/99.08, 98.20/99.07; 6e-3 with smoothing
+# 0.1, seeds 0-2, 98.57/99.18, 98.73/99.08, 98.97/99.20 (1e-2 with smoothing: about the
+# same). Sooner to 99% and higher at the end; the reported loss stays the plain NLL.
+MODERN_RECIPE = dataclasses.replace(FAST_RECIPE, lr=6e-3, loss_args={"label_smoothing": 0.1})
 CLASSIC_RECIPE = Recipe(optimizer="adamw", lr=3e-3, schedule="cosine", batch_size=256,
                         weight_decay=0.05)
 

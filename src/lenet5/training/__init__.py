@@ -2,7 +2,7 @@
 
 from .config import TrainConfig
 from .device import pick_device, seed_everything
-from .losses import build_loss, list_losses, register_loss
+from .losses import build_loss, list_losses, register_loss, reported_loss
 from .optim import (
     build_optimizer,
     build_schedule,
@@ -17,6 +17,7 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "build_loss",
+    "reported_loss",
     "build_optimizer",
     "build_schedule",
     "list_losses",

@@ -26,7 +26,11 @@ def list_losses() -> list[str]:
 
 
 def build_loss(name: str, **kwargs: Any) -> LossFn:
-    """The loss ``name`` as ``fn(outputs, targets) -> mean loss``."""
+    """The loss ``name`` as ``fn(outputs, targets) -> mean loss``.
+
+    A loss whose options only shape training (label smoothing) carries the loss to report
+    as ``fn.evaluation``; :func:`reported_loss` picks it.
+    """
     if name not in _LOSSES:
         raise Lenet5Error(f"unknown loss {name!r}; known losses: {', '.join(list_losses())}")
     try:
@@ -35,10 +39,21 @@ def build_loss(name: str, **kwargs: Any) -> LossFn:
         raise Lenet5Error(f"loss {name!r}: {e}") from None
 
 
+def reported_loss(loss_fn: LossFn) -> LossFn:
+    """The loss the metrics lines and checkpoints report for a training loss: the same,
+    except that label smoothing is off (the reported loss stays the plain NLL)."""
+    return getattr(loss_fn, "evaluation", loss_fn)
+
+
 @register_loss("cross_entropy")
 def cross_entropy(label_smoothing: float = 0.0) -> LossFn:
+    if not 0.0 <= label_smoothing < 1.0:
+        raise ValueError(f"label smoothing must be in [0, 1), not {label_smoothing}")
+
     def fn(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(logits, target, label_smoothing=label_smoothing)
+    if label_smoothing:
+        fn.evaluation = cross_entropy()
     return fn
 
 

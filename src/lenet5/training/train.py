@@ -29,7 +29,7 @@ from ..models import create_model, get_model_entry
 from . import distributed
 from .config import TrainConfig
 from .device import seed_everything
-from .losses import build_loss
+from .losses import build_loss, reported_loss
 from .optim import build_optimizer, build_schedule
 from .resume import RunState, append_record, state_path_for
 
@@ -78,6 +78,7 @@ def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print,
     precision = resolve_precision(cfg.precision, device)
     pre = entry.preprocess
     loss_fn = build_loss(cfg.loss, **cfg.loss_args)
+    report_fn = reported_loss(loss_fn)  # e.g. without label smoothing
 
     train_split, val_split = split_validation(data.train, cfg.val_split, cfg.seed)
     watch_name, watch_split = ("val", val_split) if val_split is not None else ("test", data.test)
@@ -95,7 +96,7 @@ def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print,
         return x, train_split.labels[idx].to(device)
 
     def measure(split: Split) -> Metrics:
-        return ddp.evaluate(model, split, pre, loss_fn, cfg.eval_batch_size, device)
+        return ddp.evaluate(model, split, pre, report_fn, cfg.eval_batch_size, device)
 
     result = TrainResult(model=distributed.unwrap(model))
     run_state = RunState(state_path_for(cfg.out) if cfg.out else None, model=result.model,
@@ -121,7 +122,8 @@ def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print,
             with autocast(device, precision):
                 out = model(x)
             loss = loss_fn(out.float(), y)
-            seen_loss += loss.detach() * len(y)  # stays on the device: no sync per step
+            reported = loss if report_fn is loss_fn else report_fn(out.detach().float(), y)
+            seen_loss += reported.detach() * len(y)  # stays on the device: no sync per step
             seen_correct += (out.detach().argmax(1) == y).sum()
             seen += len(y)
             optimizer.zero_grad(set_to_none=True)
