@@ -4,6 +4,7 @@ import torch
 from lenet5.data import to_input
 from lenet5.errors import Lenet5Error
 from lenet5.fastpath import (
+    MaxPool2d,
     autocast,
     input_memory_format,
     resolve_precision,
@@ -88,3 +89,42 @@ def test_fused_optimizer_matches_the_per_parameter_loop(name):
         models.append(model)
     for a, b in zip(models[0].parameters(), models[1].parameters()):
         assert torch.allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("shape", [(3, 6, 28, 28), (2, 16, 10, 10), (2, 4, 7, 9)])
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_inference_max_pooling_gives_the_native_maxima(shape, layout):
+    x = torch.randn(shape).to(memory_format=layout)
+    x[0, 0, :2, :2] = float("nan")  # NaN propagates as in the native kernel
+    pool = MaxPool2d(kernel_size=2, stride=2)
+    with torch.inference_mode():
+        ours, native = pool(x), torch.nn.functional.max_pool2d(x, 2)
+    assert ours.shape == native.shape
+    assert torch.equal(ours.nan_to_num(7.0), native.nan_to_num(7.0))
+
+
+@pytest.mark.parametrize("channels", [6, 16])
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_training_max_pooling_matches_the_native_op(channels, layout):
+    x = torch.randn(3, channels, 8, 12).to(memory_format=layout).requires_grad_()
+    g = torch.randn(3, channels, 4, 6)
+    ours = MaxPool2d(2, 2)(x)
+    native = torch.nn.functional.max_pool2d(x, 2)
+    assert torch.equal(ours, native)
+    grad_ours, = torch.autograd.grad(ours, x, g)
+    grad_native, = torch.autograd.grad(native, x, g)
+    assert torch.equal(grad_ours, grad_native)  # no ties in random data: the same argmax
+    assert grad_ours.is_contiguous(memory_format=layout)
+
+
+def test_training_max_pooling_gives_a_tie_to_the_top_left():
+    x = torch.zeros(1, 6, 4, 4, requires_grad=True)  # every window a four-way tie
+    grad, = torch.autograd.grad(MaxPool2d(2, 2)(x).sum(), x)
+    native, = torch.autograd.grad(torch.nn.functional.max_pool2d(x, 2).sum(), x)
+    assert torch.equal(grad, native)
+    assert grad[0, 0].tolist() == [[1, 0, 1, 0], [0, 0, 0, 0], [1, 0, 1, 0], [0, 0, 0, 0]]
+
+
+def test_other_windows_are_the_native_op():
+    x = torch.randn(2, 6, 9, 9)
+    assert torch.equal(torch.nn.functional.max_pool2d(x, 3, 2), MaxPool2d(3, 2)(x))

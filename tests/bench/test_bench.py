@@ -58,3 +58,15 @@ def test_reference_dataset_transform_matches_the_batched_transform(mnist):
     for i in range(8):
         assert torch.allclose(ds[i][0], batch[i], atol=1e-6)
         assert ds[i][1] == int(mnist.test.labels[i])
+
+
+def test_reference_runs_the_same_model_with_stock_layers():
+    torch.manual_seed(0)
+    project = create_model("modern").eval()
+    torch.manual_seed(0)
+    stock = reference.stock_layers(create_model("modern")).eval()
+    pools = [m for m in stock.modules() if isinstance(m, torch.nn.MaxPool2d)]
+    assert len(pools) == 2 and all(type(m) is torch.nn.MaxPool2d for m in pools)
+    x = torch.randn(4, 1, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(project(x), stock(x))

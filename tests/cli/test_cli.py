@@ -165,6 +165,14 @@ def test_output_path_that_cannot_be_a_directory(tmp_path, mnist_dir):
     assert blocker.read_text() == "keep me"
 
 
+def test_bad_ema_decay_is_one_line(tmp_path, mnist_dir):
+    out = tmp_path / "m.safetensors"
+    assert_one_line_error(run_cli("train", "--data-dir", str(mnist_dir), "--limit", "100",
+                                  "--ema", "1.5", "--out", str(out)),
+                          r"--ema must be in \[0, 1\)")
+    assert not out.exists()
+
+
 def test_eval_defaults_to_the_dataset_the_checkpoint_was_trained_on(fashion_dir, tmp_path):
     out = tmp_path / "f.safetensors"
     r = run_cli("train", "--dataset", "fashion-mnist", "--data-dir", str(fashion_dir),

@@ -17,7 +17,8 @@ from lenet5.training import TrainConfig, train
 from lenet5.training.resume import append_record, load_state, state_path_for
 from tests.conftest import run_cli
 
-RUN = ["--limit", "600", "--epochs", "3", "--seed", "5", "--model", "keras"]  # keras: dropout RNG
+RUN = ["--limit", "600", "--epochs", "3", "--seed", "5", "--model", "keras",  # keras: dropout RNG
+       "--ema", "0.9"]  # and a moving average of the weights to carry over
 
 
 def train_args(mnist_dir, out):

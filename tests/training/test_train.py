@@ -5,7 +5,10 @@ import torch
 
 from lenet5.checkpoint import load_checkpoint
 from lenet5.errors import Lenet5Error
+from lenet5.evaluation import evaluate
+from lenet5.models import get_model_entry
 from lenet5.training import TrainConfig, train
+from lenet5.training.optim import weight_average
 
 
 def small(mnist, n=2000):
@@ -69,7 +72,39 @@ def test_checkpoint_round_trip(mnist, tmp_path):
         assert torch.equal(model.state_dict()[k], v)
 
 
-@pytest.mark.parametrize("bad", [dict(epochs=0), dict(lr=-1.0), dict(val_split=1.5)])
+@pytest.mark.parametrize("bad", [dict(epochs=0), dict(lr=-1.0), dict(val_split=1.5),
+                                 dict(ema=1.0), dict(ema=-0.1)])
 def test_bad_settings_are_refused(mnist, bad):
     with pytest.raises(Lenet5Error):
         train(TrainConfig.for_model("classic", progress=False, **bad), small(mnist, 100))
+
+
+def test_weight_average_follows_the_ema_rule():
+    net = torch.nn.Linear(3, 2)
+    average = weight_average(net, 0.75)
+    first = [p.detach().clone() for p in net.parameters()]
+    average.update_parameters(net)  # the first update copies
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(1.0)
+    average.update_parameters(net)  # then 0.75 * average + 0.25 * weights
+    for a, p0 in zip(average.module.parameters(), first):
+        assert torch.allclose(a, 0.75 * p0 + 0.25 * (p0 + 1.0))
+    assert weight_average(net, 0.0) is None
+
+
+def test_ema_run_evaluates_and_saves_the_average(mnist, tmp_path):
+    data = small(mnist, 600)
+    runs = {}
+    for ema in (0.0, 0.9):
+        out = tmp_path / f"m{ema}.safetensors"
+        cfg = TrainConfig.for_model("modern", epochs=2, ema=ema, out=str(out), progress=False)
+        runs[ema] = (train(cfg, data, log=lambda s: None), load_checkpoint(out))
+    (plain, _), (averaged, ckpt) = runs[0.0], runs[0.9]
+    # the same steps (same seed), but what is saved is the average, not the last weights
+    assert not torch.equal(ckpt.state_dict["features.c1.weight"],
+                           plain.model.state_dict()["features.c1.weight"])
+    model = ckpt.build_model()
+    assert evaluate(model, data.test, get_model_entry("modern").preprocess,
+                    torch.nn.functional.cross_entropy).correct == averaged.test.correct
+    assert ckpt.metrics["test"]["correct"] == averaged.test.correct

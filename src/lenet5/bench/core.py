@@ -137,7 +137,7 @@ def measure_inference(cfg: BenchConfig, data, device: torch.device) -> dict[str,
     out: dict[str, dict] = {}
 
     seed_everything(cfg.seed)
-    ref_model = create_model(cfg.model, **args).to(device).eval()
+    ref_model = reference.stock_layers(create_model(cfg.model, **args)).to(device).eval()
     loader = reference.test_loader(test, pre)
     ref_ds = loader.dataset
     secs = _best_seconds(lambda: reference.evaluate(ref_model, loader, device), cfg.eval_reps)

@@ -27,6 +27,7 @@ from collections import OrderedDict
 
 from torch import nn
 
+from ..fastpath import MaxPool2d
 from .registry import Recipe, register_model
 
 # The recipe of the family (see benchmarks/README.md): batch 256 halves the steps of batch
@@ -35,17 +36,22 @@ from .registry import Recipe, register_model
 # modern 0.9919 test accuracy (0.9903 after epoch 5). classic overfits: with Adam it ends
 # at 0.9890, with AdamW's decoupled weight decay 0.05 at 0.9896.
 FAST_RECIPE = Recipe(optimizer="adam", lr=3e-3, schedule="cosine", batch_size=256)
-# ReLU and max pooling: twice the rate and label smoothing 0.1. On a validation split
-# (--val-split 0.1; validation accuracy after epoch 3 / epoch 10): 3e-3 (the family's)
+# ReLU and max pooling: a higher rate, label smoothing 0.1 and a moving average of the
+# weights (decay 0.98 per step), evaluated and saved. On a validation split (--val-split
+# 0.1; validation accuracy % after epoch 3 / epoch 10, seeds 0-2): 3e-3 (the family's)
 # seeds 0-1 98.28/98.98, 98.33/98.97; 6e-3 98.52/99.08, 98.20/99.07; 6e-3 with smoothing
-# 0.1, seeds 0-2, 98.57/99.18, 98.73/99.08, 98.97/99.20 (1e-2 with smoothing: about the
-# same). Sooner to 99% and higher at the end; the reported loss stays the plain NLL.
-MODERN_RECIPE = dataclasses.replace(FAST_RECIPE, lr=6e-3, loss_args={"label_smoothing": 0.1})
+# 98.57/99.18, 98.73/99.08, 98.97/99.20; 1e-2 with smoothing and the average 0.98
+# 99.08/99.22, 98.97/99.08, 99.13/99.32 (decay 0.99: 99.05, 99.00, 99.10 after epoch 3; 0.995
+# slower still; batch 512 at 8e-3 lower at every epoch). The average makes the early
+# epochs as good as a decayed rate would (time to 99%: lenet5 bench); the reported loss
+# stays the plain NLL.
+MODERN_RECIPE = dataclasses.replace(FAST_RECIPE, lr=1e-2, loss_args={"label_smoothing": 0.1},
+                                    ema=0.98)
 CLASSIC_RECIPE = Recipe(optimizer="adamw", lr=3e-3, schedule="cosine", batch_size=256,
                         weight_decay=0.05)
 
 _ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid}
-_POOLS = {"avg": nn.AvgPool2d, "max": nn.MaxPool2d}
+_POOLS = {"avg": nn.AvgPool2d, "max": MaxPool2d}  # MaxPool2d: faster inference, same op
 
 
 class LeNet5(nn.Module):

@@ -60,6 +60,7 @@ class Recipe:
     optimizer_args: dict[str, Any] = field(default_factory=dict)
     precision: str = "auto"  # training precision (fastpath.py): auto, fp32 or bf16
     train_eval: bool = False  # the (train set) line from a full pass, not running averages
+    ema: float = 0.0  # decay of a moving average of the weights, per step (0: none)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -34,6 +34,9 @@ class TrainConfig:
     # The (train set) line: False, running averages over the epoch's batches (free, as Keras
     # reports them); True, the whole training set evaluated after the epoch (exact, one more pass).
     train_eval: bool = False
+    # An exponential moving average of the weights, updated after every step with this
+    # decay (0: none). When on, it is what is evaluated each epoch and saved.
+    ema: float = 0.0
     precision: str = "auto"  # auto: bf16 autocast for training where the CPU has native bf16
     out: str | None = None  # checkpoint path; None: keep in memory only
     progress: bool | None = None  # None: a bar only on a terminal

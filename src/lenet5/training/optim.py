@@ -1,4 +1,5 @@
-"""Optimizers and learning-rate schedules by name (``--optimizer``, ``--schedule``)."""
+"""Optimizers and learning-rate schedules by name (``--optimizer``, ``--schedule``), and the
+moving average of the weights (``--ema``)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Callable, Iterable
 
 import torch
 from torch.optim.lr_scheduler import LRScheduler
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..errors import Lenet5Error
 from .sdlm import SDLM
@@ -126,3 +128,19 @@ def _lecun1998(optimizer, epochs, steps_per_epoch):
         return warmup * lecun1998_factor(1 + step // steps_per_epoch)
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def weight_average(model: torch.nn.Module, decay: float) -> AveragedModel | None:
+    """An exponential moving average of ``model``'s weights (and buffers), or None for 0.
+
+    After each step ``average.update_parameters(model)`` moves every averaged weight a
+    fraction ``1 - decay`` of the way to the model's (PyTorch's ``AveragedModel`` with its
+    EMA rule, one fused ``lerp`` over all weights). Evaluated instead of the raw weights it
+    smooths out the last steps' noise: with a high learning rate that is worth a good part
+    of what decaying the rate would give, without waiting for the decay.
+    """
+    if not 0.0 <= decay < 1.0:
+        raise Lenet5Error(f"--ema must be in [0, 1), not {decay}")
+    if decay == 0.0:
+        return None
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)

@@ -7,7 +7,8 @@ the loop's future depends on, so ``lenet5 train --resume runs/classic.state.pt``
 on from the last completed epoch and ends with exactly the numbers of a run never
 interrupted (same seed, same machine, CPU):
 
-- the model's weights, the optimizer's state, the learning-rate schedule's state;
+- the model's weights, the optimizer's state, the learning-rate schedule's state, and the
+  moving average of the weights when the run keeps one (``--ema``);
 - every random generator the loop draws from: the named ``torch.Generator``s the loop
   registers (``shuffle``, ...) and the global torch, CUDA, NumPy and Python states;
 - the epoch, the history of per-epoch records, the config and the dataset's description.
@@ -120,8 +121,9 @@ class RunState:
 
     def __init__(self, path: Path | None, *, model: nn.Module, optimizer: torch.optim.Optimizer,
                  schedule: Any, generators: dict[str, torch.Generator], config: dict,
-                 dataset: dict, epochs: int):
+                 dataset: dict, epochs: int, average: nn.Module | None = None):
         self.path, self.model, self.optimizer, self.schedule = path, model, optimizer, schedule
+        self.average = average  # the moving average of the weights (--ema), if any
         self.generators, self.config, self.dataset, self.epochs = generators, config, dataset, epochs
 
     def start(self, resume: dict | None, history: list[dict]) -> int:
@@ -133,6 +135,10 @@ class RunState:
         self.optimizer.load_state_dict(resume["optimizer"])
         if self.schedule is not None:
             self.schedule.load_state_dict(resume["schedule"])
+        if self.average is not None:
+            if resume.get("average") is None:
+                raise Lenet5Error("--resume: the state has no moving average of the weights")
+            self.average.load_state_dict(resume["average"])
         missing = sorted(set(self.generators) - set(resume["generators"]))
         if missing:
             raise Lenet5Error(f"--resume: the state has no {', '.join(missing)} generator state")
@@ -157,6 +163,7 @@ class RunState:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict() if self.schedule is not None else None,
+            "average": self.average.state_dict() if self.average is not None else None,
             "generators": {k: g.get_state() for k, g in self.generators.items()},
             "rng": _rng_state(),
             "history": [json.dumps(r) for r in history],  # exactly as logged

@@ -30,7 +30,7 @@ from . import distributed
 from .config import TrainConfig
 from .device import seed_everything
 from .losses import build_loss, reported_loss
-from .optim import build_optimizer, build_schedule
+from .optim import build_optimizer, build_schedule, weight_average
 from .resume import RunState, append_record, state_path_for
 
 
@@ -87,6 +87,8 @@ def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print,
                                 weight_decay=cfg.weight_decay, momentum=cfg.momentum,
                                 **cfg.optimizer_args)
     schedule = build_schedule(cfg.schedule, optimizer, cfg.epochs, steps_per_epoch)
+    average = weight_average(distributed.unwrap(model), cfg.ema)  # None without --ema
+    evaluated = model if average is None else average.module  # what is measured and saved
     shuffle = torch.Generator().manual_seed(cfg.seed)
     distortions = torch.Generator().manual_seed(cfg.seed + 2)
     curvature = torch.Generator().manual_seed(cfg.seed + 3)  # SDLM's samples for h
@@ -96,10 +98,11 @@ def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print,
         return x, train_split.labels[idx].to(device)
 
     def measure(split: Split) -> Metrics:
-        return ddp.evaluate(model, split, pre, report_fn, cfg.eval_batch_size, device)
+        return ddp.evaluate(evaluated, split, pre, report_fn, cfg.eval_batch_size, device)
 
-    result = TrainResult(model=distributed.unwrap(model))
-    run_state = RunState(state_path_for(cfg.out) if cfg.out else None, model=result.model,
+    result = TrainResult(model=distributed.unwrap(evaluated))
+    run_state = RunState(state_path_for(cfg.out) if cfg.out else None,
+                         model=distributed.unwrap(model), average=average,
                          optimizer=optimizer, schedule=schedule,
                          generators={"shuffle": shuffle, "distort": distortions,
                                      "curvature": curvature},
@@ -129,6 +132,8 @@ def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print,
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if average is not None:
+                average.update_parameters(distributed.unwrap(model))
             if schedule is not None:
                 schedule.step()
             if step % 50 == 0:
@@ -161,7 +166,7 @@ def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print,
             model_name=cfg.model,
             model_args=model_args,
             preprocess=pre,
-            state_dict=distributed.unwrap(model).state_dict(),
+            state_dict=result.model.state_dict(),
             metrics={"train": train_m.to_dict(), watch_name: watch_m.to_dict(),
                      "test": result.test.to_dict(), "epochs": cfg.epochs},
             dataset=data.describe(),
