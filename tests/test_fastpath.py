@@ -6,6 +6,7 @@ from lenet5.errors import Lenet5Error
 from lenet5.fastpath import (
     MaxPool2d,
     autocast,
+    conv2d,
     input_memory_format,
     resolve_precision,
     to_channels_last,
@@ -128,3 +129,35 @@ def test_training_max_pooling_gives_a_tie_to_the_top_left():
 def test_other_windows_are_the_native_op():
     x = torch.randn(2, 6, 9, 9)
     assert torch.equal(torch.nn.functional.max_pool2d(x, 3, 2), MaxPool2d(3, 2)(x))
+
+
+@pytest.mark.parametrize("bf16", [False, True])
+def test_few_channel_convolution_matches_the_native_op(bf16):
+    cl = torch.channels_last
+    x = torch.randn(8, 6, 14, 14).contiguous(memory_format=cl).requires_grad_()
+    w = torch.randn(16, 6, 5, 5).contiguous(memory_format=cl).requires_grad_()
+    b = torch.randn(16, requires_grad=True)
+    g = torch.randn(8, 16, 10, 10).contiguous(memory_format=cl)
+    results = []
+    for conv in (torch.nn.functional.conv2d, conv2d):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            y = conv(x, w, b)
+        results.append((y, *torch.autograd.grad(y, (x, w, b), g)))
+    assert type(results[1][0].grad_fn).__name__ == "_ConvFewInputChannelsBackward"
+    assert results[1][0].dtype == (torch.bfloat16 if bf16 else torch.float32)
+    assert results[1][1].is_contiguous(memory_format=cl)  # the input gradient stays NHWC
+    tol = 0.02 if bf16 else 1e-5  # bf16: another summation order, relative to the scale
+    for ref, ours in zip(*results):
+        assert ours.dtype == ref.dtype
+        assert (ours.float() - ref.float()).abs().max() <= tol * ref.float().abs().max()
+
+
+@pytest.mark.parametrize("channels,layout,grad", [(1, "nhwc", True), (16, "nhwc", True),
+                                                  (6, "nchw", True), (6, "nhwc", False)])
+def test_other_convolutions_are_the_native_op(channels, layout, grad):
+    x = torch.randn(2, channels, 12, 12)
+    if layout == "nhwc":
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_(grad)
+    y = conv2d(x, torch.randn(4, channels, 5, 5, requires_grad=True))
+    assert "FewInputChannels" not in type(y.grad_fn).__name__

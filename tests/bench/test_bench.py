@@ -67,6 +67,8 @@ def test_reference_runs_the_same_model_with_stock_layers():
     stock = reference.stock_layers(create_model("modern")).eval()
     pools = [m for m in stock.modules() if isinstance(m, torch.nn.MaxPool2d)]
     assert len(pools) == 2 and all(type(m) is torch.nn.MaxPool2d for m in pools)
+    convs = [m for m in stock.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 2 and all(type(m) is torch.nn.Conv2d for m in convs)
     x = torch.randn(4, 1, 32, 32)
     with torch.no_grad():
         assert torch.equal(project(x), stock(x))

@@ -15,7 +15,7 @@ def test_train_lenet1998_flags(mnist_dir, tmp_path):
     assert r.returncode == 0, r.stderr
     ckpt = load_checkpoint(out)
     assert ckpt.config["optimizer"] == "sdlm" and ckpt.config["schedule"] == "lecun1998"
-    assert ckpt.config["loss_args"] == {"j": 0.5} and ckpt.config["distort"] is True
+    assert ckpt.config["loss_args"] == {"j": 0.5} and ckpt.config["distort"] == 0.9
     assert ckpt.config["optimizer_args"] == {"mu": 0.05, "hessian_samples": 50,
                                              "refresh_every": 5}
     assert abs(ckpt.preprocess.mean / ckpt.preprocess.std - 0.1) < 1e-6
@@ -39,3 +39,10 @@ def test_distort_changes_training_not_evaluation(mnist):
     assert torch.equal(a.model.features.c1.weight, b.model.features.c1.weight)  # seeded
     assert not torch.equal(a.model.features.c1.weight, plain.model.features.c1.weight)
     assert a.test.total == 500
+
+
+def test_distort_share_out_of_range_is_a_clear_error(mnist_dir, tmp_path):
+    r = run_cli("train", "--model", "modern", "--distort", "1.5", "--data-dir", str(mnist_dir),
+                "--limit", "100", "--epochs", "1", "--out", str(tmp_path / "x.safetensors"))
+    assert r.returncode == 1 and r.stderr.startswith("lenet5: error: --distort takes the share")
+    assert len(r.stderr.strip().splitlines()) == 1

@@ -1,6 +1,6 @@
 import torch
 
-from lenet5.data.distort import affine_matrices, apply_affine, distort
+from lenet5.data.distort import Distortion, affine_matrices, apply_affine, distort
 
 
 def one_pixel(r, c, size=32):
@@ -50,3 +50,12 @@ def test_random_distortion_is_seeded_and_per_image():
     b = distort(x, torch.Generator().manual_seed(1))
     assert torch.equal(a, b) and a.shape == x.shape
     assert not torch.allclose(a[0] - x[0], a[1] - x[1])
+
+
+def test_a_share_of_the_batch_is_left_undistorted():
+    x = torch.rand(400, 1, 32, 32)
+    out = distort(x, torch.Generator().manual_seed(0), Distortion(fraction=0.75))
+    unchanged = (out == x).flatten(1).all(1)
+    assert 60 <= int(unchanged.sum()) <= 140  # about a quarter, drawn per image
+    assert not (out[~unchanged] - x[~unchanged]).flatten(1).abs().sum(1).eq(0).any()
+    assert torch.equal(distort(x, torch.Generator().manual_seed(0), Distortion(fraction=0.0)), x)

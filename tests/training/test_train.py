@@ -93,6 +93,25 @@ def test_weight_average_follows_the_ema_rule():
     assert weight_average(net, 0.0) is None
 
 
+def test_weight_average_matches_pytorchs_averaged_model():
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
+    ours = weight_average(net, 0.9)
+    stock = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(0.9), use_buffers=True)
+    for _ in range(5):
+        ours.update_parameters(net)
+        stock.update_parameters(net)
+        with torch.no_grad():
+            for p in net.parameters():
+                p.add_(torch.randn_like(p))
+    assert int(ours.n_averaged) == int(stock.n_averaged) == 5
+    for a, b in zip(ours.module.parameters(), stock.module.parameters()):
+        assert torch.allclose(a, b, atol=1e-6)
+    assert ours.state_dict().keys() == stock.state_dict().keys()
+
+
 def test_ema_run_evaluates_and_saves_the_average(mnist, tmp_path):
     data = small(mnist, 600)
     runs = {}

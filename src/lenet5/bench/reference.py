@@ -20,12 +20,13 @@ from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 
 from ..data import Split
-from ..fastpath import MaxPool2d
+from ..fastpath import Conv2d, MaxPool2d
 from ..models import Preprocess
 
 BATCH_SIZE = 64
 TEST_BATCH_SIZE = 1000
 LR = 1e-3
+_STOCK = {MaxPool2d: nn.MaxPool2d, Conv2d: nn.Conv2d}
 
 
 class PerSampleDataset(TorchDataset):
@@ -48,14 +49,13 @@ class PerSampleDataset(TorchDataset):
 
 
 def stock_layers(model: nn.Module) -> nn.Module:
-    """``model`` with ``nn.MaxPool2d`` in place of the project's ``fastpath.MaxPool2d`` (the
-    same function: only the speed differs), in place; returns the model."""
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            if isinstance(child, MaxPool2d):
-                setattr(parent, name, nn.MaxPool2d(child.kernel_size, child.stride,
-                                                   child.padding, child.dilation,
-                                                   child.return_indices, child.ceil_mode))
+    """``model`` with the stock ``nn`` layers in place of the project's ``fastpath`` ones
+    (``MaxPool2d``, ``Conv2d``: subclasses with no state of their own, the same function;
+    only the speed differs), in place; returns the model."""
+    for module in model.modules():
+        for fast, stock in _STOCK.items():
+            if type(module) is fast:
+                module.__class__ = stock
     return model
 
 

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from ..data import load_dataset
+from ..data.distort import Distortion
 from ..fastpath import PRECISIONS
 from ..models import list_models
 from ..training import TrainConfig, list_losses, list_optimizers, list_schedules, train
@@ -43,9 +44,12 @@ def add_parser(sub) -> None:
     p.add_argument("--hessian-every", type=int, metavar="STEPS",
                    help="SDLM: estimate the curvature again every STEPS steps within a pass "
                         "(default: once per pass, as the paper; recipe of lenet5-1998: 250)")
-    p.add_argument("--distort", action="store_true",
+    p.add_argument("--distort", type=float, nargs="?", const=Distortion().fraction,
+                   metavar="FRACTION",
                    help="random affine distortions of the training images (translation, "
-                        "scaling, squeezing, shearing), as in the paper's second experiment")
+                        "scaling, squeezing, shearing), as in the paper's second experiment, "
+                        "of FRACTION of them (default 0.9: the paper's 540,000 distorted "
+                        "beside the 60,000 originals)")
     p.add_argument("--ema", type=float, metavar="DECAY",
                    help="keep an exponential moving average of the weights (decay per step, "
                         "e.g. 0.99), evaluate and save it; 0: off (recipe of modern: 0.99)")
@@ -92,7 +96,7 @@ def run(args) -> int:
         loss_args=_given(j=args.map_j, label_smoothing=args.label_smoothing),
         optimizer_args=_given(mu=args.sdlm_mu, hessian_samples=args.hessian_samples,
                               refresh_every=args.hessian_every),
-        distort=args.distort or None,
+        distort=args.distort,
         ema=args.ema,
         seed=args.seed,
         device=args.device,

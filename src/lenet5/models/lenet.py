@@ -27,7 +27,7 @@ from collections import OrderedDict
 
 from torch import nn
 
-from ..fastpath import MaxPool2d
+from ..fastpath import Conv2d, MaxPool2d
 from .registry import Recipe, register_model
 
 # The recipe of the family (see benchmarks/README.md): batch 256 halves the steps of batch
@@ -74,10 +74,10 @@ class LeNet5(nn.Module):
         super().__init__()
         act, pool_cls = _ACTIVATIONS[activation], _POOLS[pool]
         features = OrderedDict([
-            ("c1", nn.Conv2d(in_channels, 6, kernel_size=5)),  # 6 x 28 x 28
+            ("c1", Conv2d(in_channels, 6, kernel_size=5)),  # 6 x 28 x 28
             ("act1", act()),
             ("s2", pool_cls(kernel_size=2, stride=2)),  # 6 x 14 x 14
-            ("c3", nn.Conv2d(6, 16, kernel_size=5)),  # 16 x 10 x 10
+            ("c3", Conv2d(6, 16, kernel_size=5)),  # 16 x 10 x 10
             ("act3", act()),
             ("s4", pool_cls(kernel_size=2, stride=2)),  # 16 x 5 x 5
         ])
@@ -89,7 +89,7 @@ class LeNet5(nn.Module):
             features = OrderedDict((name, features[name]) for name in order)
         classifier: OrderedDict[str, nn.Module] = OrderedDict(flatten=nn.Flatten())
         if c5 == "conv":
-            features.update(c5=nn.Conv2d(16, 120, kernel_size=5), act5=act())  # 120 x 1 x 1
+            features.update(c5=Conv2d(16, 120, kernel_size=5), act5=act())  # 120 x 1 x 1
         elif c5 == "linear":
             classifier.update(c5=nn.Linear(16 * 5 * 5, 120), act5=act())  # 120
         else:

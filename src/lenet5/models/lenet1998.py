@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..fastpath import Conv2d, conv2d
 from .registry import Preprocess, Recipe, register_model
 
 # Table I: the S2 maps each C3 map sees. Maps 0-5 see three neighbours, 6-11 four
@@ -298,7 +299,7 @@ class PartialConv2d(nn.Module):
         return dense.index_put((self.conn_out, self.conn_in), self.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, self.dense_weight(), self.bias)
+        return conv2d(x, self.dense_weight(), self.bias)
 
     def fan_ins(self) -> dict[str, torch.Tensor]:
         """Fan-in of the unit each weight/bias entry feeds (for the paper's initialization)."""
@@ -352,7 +353,7 @@ class LeNet1998(nn.Module):
             return Squash(cfg.amplitude, cfg.slope)
 
         self.features = nn.Sequential(OrderedDict([
-            ("c1", nn.Conv2d(cfg.in_channels, 6, kernel_size=5)),  # 6 x 28 x 28
+            ("c1", Conv2d(cfg.in_channels, 6, kernel_size=5)),  # 6 x 28 x 28
             ("act1", squash()),
             ("s2", Subsampling(6)),  # 6 x 14 x 14
             ("act2", squash()),
@@ -360,7 +361,7 @@ class LeNet1998(nn.Module):
             ("act3", squash()),
             ("s4", Subsampling(16)),  # 16 x 5 x 5
             ("act4", squash()),
-            ("c5", nn.Conv2d(16, 120, kernel_size=5)),  # 120 x 1 x 1
+            ("c5", Conv2d(16, 120, kernel_size=5)),  # 120 x 1 x 1
             ("act5", squash()),
         ]))
         self.classifier = nn.Sequential(OrderedDict([

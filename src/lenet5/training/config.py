@@ -29,7 +29,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     val_split: float = 0.0
-    distort: bool = False  # random affine distortions of training batches (data/distort.py)
+    distort: float = 0.0  # share of training images randomly distorted (data/distort.py); 0: off
     eval_batch_size: int = 512
     # The (train set) line: False, running averages over the epoch's batches (free, as Keras
     # reports them); True, the whole training set evaluated after the epoch (exact, one more pass).

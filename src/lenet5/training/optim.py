@@ -143,4 +143,35 @@ def weight_average(model: torch.nn.Module, decay: float) -> AveragedModel | None
         raise Lenet5Error(f"--ema must be in [0, 1), not {decay}")
     if decay == 0.0:
         return None
-    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+    return _ExponentialAverage(model, multi_avg_fn=get_ema_multi_avg_fn(decay),
+                               use_buffers=True, decay=decay)
+
+
+class _ExponentialAverage(AveragedModel):
+    """``AveragedModel`` with the EMA rule, updated by one ``lerp`` over cached lists.
+
+    ``AveragedModel.update_parameters`` gathers and groups the tensors anew on every call:
+    ~0.4 ms a step for LeNet-5, 5% of an epoch. After its first call (which copies the
+    weights) the tensors are the same every step, so they are gathered once; the values,
+    the state dict and ``n_averaged`` are those of ``AveragedModel``.
+    """
+
+    def __init__(self, model: torch.nn.Module, *, decay: float, **kwargs):
+        super().__init__(model, **kwargs)
+        self.decay = decay
+        self._cached: tuple[list[torch.Tensor], list[torch.Tensor], torch.nn.Module] | None = None
+
+    @staticmethod
+    def _tensors(model: torch.nn.Module) -> list[torch.Tensor]:
+        return [t.detach() for t in (*model.parameters(), *model.buffers())]
+
+    def update_parameters(self, model: torch.nn.Module) -> None:
+        cached = self._cached
+        if cached is None or cached[2] is not model:
+            super().update_parameters(model)  # the first update copies the weights
+            mine, theirs = self._tensors(self.module), self._tensors(model)
+            if all(t.is_floating_point() for t in mine):  # else: always AveragedModel's way
+                self._cached = (mine, theirs, model)
+            return
+        torch._foreach_lerp_(cached[0], cached[1], 1 - self.decay)
+        self.n_averaged += 1

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from ..checkpoint import Checkpoint, save_checkpoint
 from ..data import Dataset, Split, to_input
-from ..data.distort import distort
+from ..data.distort import Distortion, distort
 from ..errors import Lenet5Error
 from ..evaluation import Metrics, format_metrics
 from ..fastpath import autocast, input_memory_format, resolve_precision, to_channels_last
@@ -63,6 +63,10 @@ def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print,
     """
     if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.lr <= 0:
         raise Lenet5Error("epochs, batch size and learning rate must be positive")
+    if not 0 <= float(cfg.distort) <= 1:
+        raise Lenet5Error(f"--distort takes the share of images to distort, between 0 and 1, "
+                          f"not {cfg.distort}")
+    distortion = Distortion(fraction=float(cfg.distort))  # True (older configs): all
     if cfg.out is not None:
         ensure_writable_dir(Path(cfg.out).parent)  # fail now, not after an hour of training
     seed_everything(cfg.seed)
@@ -121,7 +125,7 @@ def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print,
             idx = perm[step * cfg.batch_size:(step + 1) * cfg.batch_size]
             x, y = batch(idx)
             if cfg.distort:
-                x = distort(x, distortions)
+                x = distort(x, distortions, distortion)
             with autocast(device, precision):
                 out = model(x)
             loss = loss_fn(out.float(), y)
