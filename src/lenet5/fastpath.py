@@ -10,6 +10,10 @@ Measured on 2 CPU cores (figures and the things that did not help: benchmarks/RE
   ``precision="auto"`` uses it for training only where the CPU has it; evaluation stays
   float32 so the reported metrics are exact.
 
+- **small-channel layers**: LeNet's maps have 6 and 16 channels, where the stock NHWC
+  kernels run in their scalar tails; :class:`MaxPool2d` and :class:`Conv2d` (subclasses of
+  the ``nn`` layers, the same function and state) take faster routes there.
+
 Nothing here is model-specific: the training loop and evaluation call these on whatever
 model the registry built.
 """
