@@ -116,11 +116,11 @@ def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
            stride=1, padding=0, dilation=1, groups: int = 1) -> torch.Tensor:
     """``F.conv2d``; in training, an NHWC input of 2 to 15 channels at stride 1 without
     padding (LeNet's C3) takes :class:`_ConvFewInputChannels`. Same values, same autocast."""
-    plain = (stride in (1, (1, 1)) and padding in (0, (0, 0)) and dilation in (1, (1, 1))
+    plain = (_pair(stride) == (1, 1) and _pair(padding) == (0, 0) and _pair(dilation) == (1, 1)
              and groups == 1)
     if (not plain or not torch.is_grad_enabled() or not x.requires_grad or x.dim() != 4
             or not 1 < x.shape[1] < 16 or not _is_nhwc(x) or x.device.type != "cpu"
-            or torch.jit.is_tracing() or torch.compiler.is_compiling()):
+            or _capturing_graph()):
         return F.conv2d(x, weight, bias, stride, padding, dilation, groups)
     if torch.is_autocast_enabled("cpu"):  # cast as autocast casts a convolution's operands
         dtype = torch.get_autocast_dtype("cpu")
@@ -192,6 +192,17 @@ def _is_nhwc(x: torch.Tensor) -> bool:
     return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
 
 
+def _pair(v) -> tuple:
+    """A layer's size argument as a tuple: 2 -> (2, 2); a string (``padding="same"``) is
+    returned as a tuple of characters, which equals no size."""
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def _capturing_graph() -> bool:
+    """Tracing (ONNX export) or torch.compile: the native ops, so graphs hold plain layers."""
+    return torch.jit.is_tracing() or torch.compiler.is_compiling()
+
+
 class MaxPool2d(nn.MaxPool2d):
     """``nn.MaxPool2d``, faster on 2x2 windows at stride 2 (LeNet's S2 and S4).
 
@@ -211,15 +222,13 @@ class MaxPool2d(nn.MaxPool2d):
     """
 
     def _is_2x2(self) -> bool:
-        def pair(v):
-            return (v, v) if isinstance(v, int) else tuple(v)
-        return (pair(self.kernel_size) == (2, 2) and pair(self.stride) == (2, 2)
-                and pair(self.padding) == (0, 0) and pair(self.dilation) == (1, 1)
+        return (_pair(self.kernel_size) == (2, 2) and _pair(self.stride) == (2, 2)
+                and _pair(self.padding) == (0, 0) and _pair(self.dilation) == (1, 1)
                 and not self.return_indices)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (x.dim() != 4 or x.shape[-2] % 2 or x.shape[-1] % 2 or torch.jit.is_tracing()
-                or torch.compiler.is_compiling() or not self._is_2x2()):
+        if (x.dim() != 4 or x.shape[-2] % 2 or x.shape[-1] % 2 or _capturing_graph()
+                or not self._is_2x2()):
             return super().forward(x)
         if not torch.is_grad_enabled():
             return _pool_2x2(x)

@@ -52,7 +52,7 @@ def add_parser(sub) -> None:
                         "beside the 60,000 originals)")
     p.add_argument("--ema", type=float, metavar="DECAY",
                    help="keep an exponential moving average of the weights (decay per step, "
-                        "e.g. 0.99), evaluate and save it; 0: off (recipe of modern: 0.99)")
+                        "e.g. 0.99), evaluate and save it; 0: off (recipe of modern: 0.98)")
     p.add_argument("--seed", type=int, help="random seed (default: 0)")
     p.add_argument("--val-split", type=float, metavar="FRACTION",
                    help="hold out this fraction of the training set for validation; the "

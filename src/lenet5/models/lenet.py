@@ -51,7 +51,7 @@ CLASSIC_RECIPE = Recipe(optimizer="adamw", lr=3e-3, schedule="cosine", batch_siz
                         weight_decay=0.05)
 
 _ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid}
-_POOLS = {"avg": nn.AvgPool2d, "max": MaxPool2d}  # MaxPool2d: faster inference, same op
+_POOLS = {"avg": nn.AvgPool2d, "max": MaxPool2d}  # fastpath.MaxPool2d: the same op, faster
 
 
 class LeNet5(nn.Module):

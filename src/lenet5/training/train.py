@@ -78,6 +78,7 @@ def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print,
     model_args = {"num_classes": len(data.classes), "in_channels": data.in_channels,
                   **cfg.model_args}
     model = ddp.wrap(to_channels_last(create_model(cfg.model, **model_args).to(device)))
+    net = distributed.unwrap(model)  # the model itself, without a DDP wrapper
     memory_format = input_memory_format(model)
     precision = resolve_precision(cfg.precision, device)
     pre = entry.preprocess
@@ -91,7 +92,7 @@ def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print,
                                 weight_decay=cfg.weight_decay, momentum=cfg.momentum,
                                 **cfg.optimizer_args)
     schedule = build_schedule(cfg.schedule, optimizer, cfg.epochs, steps_per_epoch)
-    average = weight_average(distributed.unwrap(model), cfg.ema)  # None without --ema
+    average = weight_average(net, cfg.ema)  # None without --ema
     evaluated = model if average is None else average.module  # what is measured and saved
     shuffle = torch.Generator().manual_seed(cfg.seed)
     distortions = torch.Generator().manual_seed(cfg.seed + 2)
@@ -106,7 +107,7 @@ def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print,
 
     result = TrainResult(model=distributed.unwrap(evaluated))
     run_state = RunState(state_path_for(cfg.out) if cfg.out else None,
-                         model=distributed.unwrap(model), average=average,
+                         model=net, average=average,
                          optimizer=optimizer, schedule=schedule,
                          generators={"shuffle": shuffle, "distort": distortions,
                                      "curvature": curvature},
@@ -137,7 +138,7 @@ def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print,
             loss.backward()
             optimizer.step()
             if average is not None:
-                average.update_parameters(distributed.unwrap(model))
+                average.update_parameters(net)
             if schedule is not None:
                 schedule.step()
             if step % 50 == 0:
