@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from lenet5.bench import reference
-from lenet5.bench.core import METRICS, format_table
+from lenet5.bench.core import METRICS, BenchConfig, format_table
+from lenet5.errors import Lenet5Error
 from lenet5.evaluation import evaluate
 from lenet5.fastpath import to_channels_last
 from lenet5.models import create_model, get_model_entry
@@ -72,3 +73,10 @@ def test_reference_runs_the_same_model_with_stock_layers():
     x = torch.randn(4, 1, 32, 32)
     with torch.no_grad():
         assert torch.equal(project(x), stock(x))
+
+
+def test_a_bad_model_or_epoch_count_fails_before_any_run():
+    with pytest.raises(Lenet5Error, match="unknown model 'nope'"):
+        BenchConfig(model="nope", quick=True).resolved()
+    with pytest.raises(Lenet5Error, match="--epochs must be positive"):
+        BenchConfig(epochs=0).resolved()

@@ -62,7 +62,10 @@ class BenchConfig:
 
     def resolved(self) -> BenchConfig:
         """Fill in the defaults; quick mode: a small slice, one epoch, a reachable target."""
-        epochs = self.epochs or (1 if self.quick else get_model_entry(self.model).recipe.epochs)
+        entry = get_model_entry(self.model)  # an unknown name fails here, before any run
+        if self.epochs is not None and self.epochs < 1:
+            raise Lenet5Error(f"--epochs must be positive, not {self.epochs}")
+        epochs = self.epochs or (1 if self.quick else entry.recipe.epochs)
         limit = self.limit or (QUICK_LIMIT if self.quick else None)
         target = QUICK_TARGET if self.quick and self.target == 0.99 else self.target
         reps = min(self.predict_reps, 30) if self.quick else self.predict_reps
