@@ -4,6 +4,7 @@ import torch
 from lenet5.data import to_input
 from lenet5.errors import Lenet5Error
 from lenet5.fastpath import (
+    Flatten,
     MaxPool2d,
     autocast,
     conv2d,
@@ -161,3 +162,25 @@ def test_other_convolutions_are_the_native_op(channels, layout, grad):
     x.requires_grad_(grad)
     y = conv2d(x, torch.randn(4, channels, 5, 5, requires_grad=True))
     assert "FewInputChannels" not in type(y.grad_fn).__name__
+
+
+def test_flatten_hands_back_an_nhwc_gradient():
+    cl = torch.channels_last
+    x = torch.randn(4, 16, 5, 5).contiguous(memory_format=cl).requires_grad_()
+    g = torch.randn(4, 400)
+    ours, stock = Flatten()(x), torch.nn.Flatten()(x)
+    assert torch.equal(ours, stock)  # the same values, in NCHW order
+    grad_ours, = torch.autograd.grad(ours, x, g)
+    grad_stock, = torch.autograd.grad(stock, x, g)
+    assert torch.equal(grad_ours, grad_stock)
+    assert grad_ours.is_contiguous(memory_format=cl) and not grad_stock.is_contiguous(memory_format=cl)
+
+
+@pytest.mark.parametrize("layout,grad", [("nchw", True), ("nhwc", False)])
+def test_other_flattens_are_the_native_op(layout, grad):
+    x = torch.randn(2, 16, 5, 5)
+    if layout == "nhwc":
+        x = x.contiguous(memory_format=torch.channels_last)
+    y = Flatten()(x.requires_grad_(grad))
+    assert torch.equal(y, x.flatten(1))
+    assert "FlattenNHWC" not in type(y.grad_fn).__name__

@@ -1,10 +1,11 @@
 import json
+import time
 
 import pytest
 import torch
 
 from lenet5.bench import reference
-from lenet5.bench.core import METRICS, BenchConfig, format_table
+from lenet5.bench.core import METRICS, BenchConfig, format_table, run_by_turns
 from lenet5.errors import Lenet5Error
 from lenet5.evaluation import evaluate
 from lenet5.fastpath import to_channels_last
@@ -80,3 +81,28 @@ def test_a_bad_model_or_epoch_count_fails_before_any_run():
         BenchConfig(model="nope", quick=True).resolved()
     with pytest.raises(Lenet5Error, match="--epochs must be positive"):
         BenchConfig(epochs=0).resolved()
+
+
+def test_the_two_training_runs_take_turns_epoch_by_epoch(mnist_dir):
+    cfg = BenchConfig(model="modern", epochs=2, limit=300, data_dir=str(mnist_dir),
+                      quick=True).resolved()
+    started = time.time()
+    reference_run, project_run = run_by_turns(cfg, "cpu")
+    elapsed = time.time() - started
+    assert [r["epoch"] for r in reference_run.records] == [1, 2]
+    assert [r["epoch"] for r in project_run.records] == [1, 2]
+    ref, proj = reference_run.records, project_run.records
+    # each epoch of one path ends between the other path's epochs
+    assert ref[0]["ended"] < proj[0]["ended"] < ref[1]["ended"] < proj[1]["ended"]
+    for run in (reference_run, project_run):
+        assert run.done["peak_rss_mb"] > 0
+        assert 0 < run.records[0]["active"] < run.records[1]["active"] <= run.active
+    # the waits are not counted: together the two runs were active for less than it took
+    assert reference_run.active + project_run.active <= elapsed
+
+
+def test_a_failing_training_run_is_a_one_line_error(tmp_path):
+    cfg = BenchConfig(model="modern", epochs=1, data_dir=str(tmp_path / "nothing-here"),
+                      quick=True).resolved()
+    with pytest.raises(Lenet5Error, match="bench: the reference training run failed"):
+        run_by_turns(cfg, "cpu")

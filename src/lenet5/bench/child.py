@@ -4,8 +4,13 @@ is its own.
 
     python -m lenet5.bench.child '{"path": "project", "model": "modern", "epochs": 3, ...}'
 
-Prints one JSON object per line: one per epoch (``train_seconds``, ``test_acc``, ``wall``:
-``time.time()`` after that epoch's test evaluation), then a last one with the peak memory.
+Prints one JSON object per line: one per epoch (``train_seconds``, ``test_acc`` after
+that epoch), then a last one with the peak memory.
+
+With ``"turns": true`` (how ``lenet5 bench`` starts it) the run takes turns with the other
+path's: after its start-up and after each epoch it prints ``{"waiting": true}`` and blocks
+until a line arrives on stdin, so that the parent can run the two paths one epoch each by
+turns (see :func:`lenet5.bench.core.train_by_turns`).
 """
 
 from __future__ import annotations
@@ -26,6 +31,13 @@ def peak_rss_mb() -> float:
     return peak / (2**20 if sys.platform == "darwin" else 2**10)
 
 
+def wait_for_turn(args: dict) -> None:
+    """Block until the parent says go, when the parent runs the paths by turns."""
+    if args.get("turns"):
+        emit({"waiting": True})
+        sys.stdin.readline()
+
+
 def run_project(args: dict) -> None:
     from lenet5.data import load_dataset
     from lenet5.training import TrainConfig, train
@@ -36,8 +48,11 @@ def run_project(args: dict) -> None:
 
     def on_epoch(record: dict) -> None:
         emit({"epoch": record["epoch"], "train_seconds": record["train_seconds"],
-              "test_acc": record["test"]["acc"], "wall": time.time()})
+              "test_acc": record["test"]["acc"]})
+        if record["epoch"] < cfg.epochs:
+            wait_for_turn(args)
 
+    wait_for_turn(args)
     train(cfg, data, log=lambda line: None, on_epoch=on_epoch)
 
 
@@ -59,14 +74,14 @@ def run_reference(args: dict) -> None:
     test_loader = reference.test_loader(data.test, pre)
     optimizer = reference.make_optimizer(model)
     for epoch in range(1, args["epochs"] + 1):
+        wait_for_turn(args)
         started = time.perf_counter()
         reference.train_epoch(model, train_loader, optimizer, device)
         if device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - started
         _, correct, total = reference.evaluate(model, test_loader, device)
-        emit({"epoch": epoch, "train_seconds": round(seconds, 3), "test_acc": correct / total,
-              "wall": time.time()})
+        emit({"epoch": epoch, "train_seconds": round(seconds, 3), "test_acc": correct / total})
 
 
 def main(argv: list[str]) -> None:

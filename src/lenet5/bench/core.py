@@ -2,7 +2,9 @@
 
 Training runs in one subprocess per path (:mod:`lenet5.bench.child`): its clock starts
 before the interpreter does, so time-to-accuracy counts process start, imports and data
-loading, and its peak resident memory is its own. Evaluation throughput and single-image
+loading, and its peak resident memory is its own. The two processes take turns, one epoch
+each (:func:`train_by_turns`), so that a machine whose speed drifts over minutes (a shared
+VM) slows both paths alike instead of whichever ran second. Evaluation throughput and single-image
 latency are measured here, in-process, on freshly built models (speed does not depend on
 the weights).
 """
@@ -15,6 +17,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -86,26 +89,86 @@ def machine() -> dict:
             "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
 
 
-def run_training(path: str, cfg: BenchConfig, device: str, n_train: int) -> dict:
-    """Train one path in a subprocess; its per-epoch records and peak memory."""
-    args = {"path": path, "model": cfg.model, "epochs": cfg.epochs, "device": device,
+class _Child:
+    """One training run in a subprocess that waits for its turns (``"turns": true``)."""
+
+    def __init__(self, path: str, args: dict):
+        self.path, self.records, self.done, self.active = path, [], {}, 0.0
+        self.stderr = tempfile.TemporaryFile(mode="w+")  # a file: a full pipe would block
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "lenet5.bench.child", json.dumps({**args, "turns": True})],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, text=True)
+
+    def turn(self, go: bool = True) -> bool:
+        """Let the child run until it waits again (or ends); False once it has ended.
+        The time from go to waiting is added to its active time; each epoch record gets
+        ``active``, the active time up to that record, and ``ended``, the time it came."""
+        started = time.time()
+        if go:
+            self.proc.stdin.write("go\n")
+            self.proc.stdin.flush()
+        for line in self.proc.stdout:
+            if not line.startswith("{"):
+                continue
+            record = json.loads(line)
+            if record.get("waiting"):
+                self.active += time.time() - started
+                return True
+            if "epoch" in record:
+                now = time.time()
+                self.records.append({**record, "active": self.active + now - started,
+                                     "ended": now})
+            else:
+                self.done = record
+        self.active += time.time() - started
+        if self.proc.wait() != 0:
+            self.stderr.seek(0)
+            tail = (self.stderr.read().strip().splitlines() or ["(no output)"])[-1]
+            raise Lenet5Error(f"bench: the {self.path} training run failed: {tail}")
+        return False
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        for f in (self.proc.stdin, self.proc.stdout, self.stderr):
+            f.close()
+
+
+def train_by_turns(cfg: BenchConfig, device: str, n_train: int) -> dict[str, dict]:
+    """Train every path in its own subprocess, by turns: each start-up alone, then one
+    epoch (with its test evaluation) of each path in turn. The other process waits
+    meanwhile; time-to-accuracy counts only a path's own turns."""
+    return {child.path: _summary(child, cfg, n_train) for child in run_by_turns(cfg, device)}
+
+
+def run_by_turns(cfg: BenchConfig, device: str) -> list[_Child]:
+    """The finished children of :func:`train_by_turns`, with their records."""
+    args = {"model": cfg.model, "epochs": cfg.epochs, "device": device,
             "dataset": cfg.dataset, "data_dir": str(cfg.data_dir) if cfg.data_dir else None,
             "limit": cfg.limit, "seed": cfg.seed}
-    started = time.time()
-    proc = subprocess.run([sys.executable, "-m", "lenet5.bench.child", json.dumps(args)],
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise Lenet5Error(f"bench: the {path} training run failed: {tail}")
-    records = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-    epochs = [r for r in records if "epoch" in r]
-    done = records[-1]
+    children: list[_Child] = []
+    try:
+        for path in PATHS:  # start-ups one at a time: they count in time-to-accuracy
+            children.append(_Child(path, {**args, "path": path}))
+            children[-1].turn(go=False)
+        running = list(children)
+        while running:
+            running = [child for child in running if child.turn()]
+    finally:
+        for child in children:
+            child.close()
+    return children
+
+
+def _summary(child: _Child, cfg: BenchConfig, n_train: int) -> dict:
+    epochs, done = child.records, child.done
     seconds = statistics.median(r["train_seconds"] for r in epochs)
-    reached = next((r["wall"] - started for r in epochs if r["test_acc"] >= cfg.target), None)
+    reached = next((r for r in epochs if r["test_acc"] >= cfg.target), None)
     return {"epoch_seconds": seconds, "train_images_per_s": n_train / seconds,
             "peak_rss_mb": done["peak_rss_mb"], "test_acc": epochs[-1]["test_acc"],
-            "time_to_target_s": reached, "epochs_to_target": next(
-                (r["epoch"] for r in epochs if r["test_acc"] >= cfg.target), None),
+            "time_to_target_s": reached["active"] if reached else None,
+            "epochs_to_target": reached["epoch"] if reached else None,
             "epoch_seconds_all": [r["train_seconds"] for r in epochs],
             **({"cuda_peak_mb": done["cuda_peak_mb"]} if "cuda_peak_mb" in done else {})}
 
@@ -169,10 +232,9 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = lambda s: None) -> 
     cfg = cfg.resolved()
     device = pick_device(cfg.device)
     data = load_dataset(cfg.dataset, cfg.data_dir).head(cfg.limit)
-    results: dict[str, dict] = {}
-    for path in PATHS:
-        log(f"bench: training the {path} path ({cfg.epochs} epochs, {device})")
-        results[path] = run_training(path, cfg, str(device), len(data.train))
+    log(f"bench: training the {' and '.join(PATHS)} paths by turns ({cfg.epochs} epochs each, "
+        f"{device})")
+    results = train_by_turns(cfg, str(device), len(data.train))
     log("bench: evaluation and single-image latency")
     for path, values in measure_inference(cfg, data, device).items():
         results[path].update(values)

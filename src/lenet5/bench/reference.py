@@ -20,13 +20,13 @@ from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 
 from ..data import Split
-from ..fastpath import Conv2d, MaxPool2d
+from ..fastpath import Conv2d, Flatten, MaxPool2d
 from ..models import Preprocess
 
 BATCH_SIZE = 64
 TEST_BATCH_SIZE = 1000
 LR = 1e-3
-_STOCK = {MaxPool2d: nn.MaxPool2d, Conv2d: nn.Conv2d}
+_STOCK = {MaxPool2d: nn.MaxPool2d, Conv2d: nn.Conv2d, Flatten: nn.Flatten}
 
 
 class PerSampleDataset(TorchDataset):
@@ -50,7 +50,7 @@ class PerSampleDataset(TorchDataset):
 
 def stock_layers(model: nn.Module) -> nn.Module:
     """``model`` with the stock ``nn`` layers in place of the project's ``fastpath`` ones
-    (``MaxPool2d``, ``Conv2d``: subclasses with no state of their own, the same function;
+    (``MaxPool2d``, ``Conv2d``, ``Flatten``: subclasses with no state of their own, the same function;
     only the speed differs), in place; returns the model."""
     for module in model.modules():
         for fast, stock in _STOCK.items():

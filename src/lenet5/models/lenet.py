@@ -27,7 +27,7 @@ from collections import OrderedDict
 
 from torch import nn
 
-from ..fastpath import Conv2d, MaxPool2d
+from ..fastpath import Conv2d, Flatten, MaxPool2d
 from .registry import Recipe, register_model
 
 # The recipe of the family (see benchmarks/README.md): batch 256 halves the steps of batch
@@ -87,7 +87,7 @@ class LeNet5(nn.Module):
             # step of modern is ~25% faster on a CPU, see benchmarks/README.md)
             order = ("c1", "s2", "act1", "c3", "s4", "act3")
             features = OrderedDict((name, features[name]) for name in order)
-        classifier: OrderedDict[str, nn.Module] = OrderedDict(flatten=nn.Flatten())
+        classifier: OrderedDict[str, nn.Module] = OrderedDict(flatten=Flatten())
         if c5 == "conv":
             features.update(c5=Conv2d(16, 120, kernel_size=5), act5=act())  # 120 x 1 x 1
         elif c5 == "linear":

@@ -99,8 +99,10 @@ def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print,
     curvature = torch.Generator().manual_seed(cfg.seed + 3)  # SDLM's samples for h
 
     def batch(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = to_input(train_split.images[idx], pre, device, memory_format=memory_format)
-        return x, train_split.labels[idx].to(device)
+        # index_select, not [idx]: the same rows, ~10x faster for a batch of uint8 images
+        x = to_input(train_split.images.index_select(0, idx), pre, device,
+                     memory_format=memory_format)
+        return x, train_split.labels.index_select(0, idx).to(device)
 
     def measure(split: Split) -> Metrics:
         return ddp.evaluate(evaluated, split, pre, report_fn, cfg.eval_batch_size, device)
