@@ -119,9 +119,8 @@ def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     padding (LeNet's C3) takes :class:`_ConvFewInputChannels`. Same values, same autocast."""
     plain = (_pair(stride) == (1, 1) and _pair(padding) == (0, 0) and _pair(dilation) == (1, 1)
              and groups == 1)
-    if (not plain or not torch.is_grad_enabled() or not x.requires_grad or x.dim() != 4
-            or not 1 < x.shape[1] < 16 or not _is_nhwc(x) or x.device.type != "cpu"
-            or _capturing_graph()):
+    if (not plain or not _training_nhwc(x) or not 1 < x.shape[1] < 16
+            or x.device.type != "cpu"):
         return F.conv2d(x, weight, bias, stride, padding, dilation, groups)
     if torch.is_autocast_enabled("cpu"):  # cast as autocast casts a convolution's operands
         dtype = torch.get_autocast_dtype("cpu")
@@ -164,8 +163,7 @@ class Flatten(nn.Flatten):
     """``nn.Flatten`` whose gradient keeps an NHWC input's layout (:class:`_FlattenNHWC`)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (self.start_dim == 1 and self.end_dim == -1 and x.dim() == 4 and _is_nhwc(x)
-                and torch.is_grad_enabled() and x.requires_grad and not _capturing_graph()):
+        if self.start_dim == 1 and self.end_dim == -1 and _training_nhwc(x):
             return _FlattenNHWC.apply(x)
         return super().forward(x)
 
@@ -220,6 +218,13 @@ class _MaxPool2x2(torch.autograd.Function):
 
 def _is_nhwc(x: torch.Tensor) -> bool:
     return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+
+
+def _training_nhwc(x: torch.Tensor) -> bool:
+    """A 4-D NHWC tensor on its way through a backward pass, outside graph capture: where
+    the layers here take their training routes."""
+    return (x.dim() == 4 and _is_nhwc(x) and torch.is_grad_enabled() and x.requires_grad
+            and not _capturing_graph())
 
 
 def _pair(v) -> tuple:

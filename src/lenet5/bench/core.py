@@ -4,9 +4,9 @@ Training runs in one subprocess per path (:mod:`lenet5.bench.child`): its clock 
 before the interpreter does, so time-to-accuracy counts process start, imports and data
 loading, and its peak resident memory is its own. The two processes take turns, one epoch
 each (:func:`train_by_turns`), so that a machine whose speed drifts over minutes (a shared
-VM) slows both paths alike instead of whichever ran second. Evaluation throughput and single-image
-latency are measured here, in-process, on freshly built models (speed does not depend on
-the weights).
+VM) slows both paths alike instead of whichever ran second. Evaluation throughput and
+single-image latency are measured here, in-process, on freshly built models (speed does not
+depend on the weights).
 """
 
 from __future__ import annotations

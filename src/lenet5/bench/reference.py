@@ -4,7 +4,7 @@ A map-style ``torch.utils.data.Dataset`` that turns one image at a time into a t
 (pad by 2, scale to [0, 1], normalize: what ``transforms.Compose([Pad(2), ToTensor(),
 Normalize(...)])`` does), a ``DataLoader`` with batch 64 and shuffling, Adam at 1e-3, cross
 entropy, the model in its default float32 NCHW form with PyTorch's stock layers (the
-project's faster ``fastpath.MaxPool2d`` is part of the project's path, not of the model's
+project's faster ``fastpath`` layers are part of the project's path, not of the model's
 architecture: :func:`stock_layers`), and an evaluation loop under
 ``torch.no_grad()`` with the test loader's batch of 1000 (as in pytorch/examples' MNIST).
 It skips PIL (the images stay uint8 tensors), which makes it a little faster than the
@@ -50,8 +50,8 @@ class PerSampleDataset(TorchDataset):
 
 def stock_layers(model: nn.Module) -> nn.Module:
     """``model`` with the stock ``nn`` layers in place of the project's ``fastpath`` ones
-    (``MaxPool2d``, ``Conv2d``, ``Flatten``: subclasses with no state of their own, the same function;
-    only the speed differs), in place; returns the model."""
+    (``MaxPool2d``, ``Conv2d``, ``Flatten``: subclasses with no state of their own, the same
+    function; only the speed differs), in place; returns the model."""
     for module in model.modules():
         for fast, stock in _STOCK.items():
             if type(module) is fast:

@@ -93,7 +93,7 @@ def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print,
                                 **cfg.optimizer_args)
     schedule = build_schedule(cfg.schedule, optimizer, cfg.epochs, steps_per_epoch)
     average = weight_average(net, cfg.ema)  # None without --ema
-    evaluated = model if average is None else average.module  # what is measured and saved
+    evaluated = net if average is None else average.module  # what is measured and saved
     shuffle = torch.Generator().manual_seed(cfg.seed)
     distortions = torch.Generator().manual_seed(cfg.seed + 2)
     curvature = torch.Generator().manual_seed(cfg.seed + 3)  # SDLM's samples for h
@@ -107,7 +107,7 @@ def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print,
     def measure(split: Split) -> Metrics:
         return ddp.evaluate(evaluated, split, pre, report_fn, cfg.eval_batch_size, device)
 
-    result = TrainResult(model=distributed.unwrap(evaluated))
+    result = TrainResult(model=evaluated)
     run_state = RunState(state_path_for(cfg.out) if cfg.out else None,
                          model=net, average=average,
                          optimizer=optimizer, schedule=schedule,
