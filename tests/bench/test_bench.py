@@ -33,6 +33,7 @@ def test_bench_quick_runs_end_to_end_and_reports_every_field(mnist_dir):
         result["project"]["epoch_seconds"] / result["reference"]["epoch_seconds"])
     table = format_table(result)
     assert "| training epoch |" in table and "predict one image, p50" in table
+    assert "after 1 epoch |" in table and "1 epoch, device" in table  # not "1 epochs"
     assert result["machine"]["cores"] >= 1
 
 

@@ -59,3 +59,24 @@ def test_model_ids_are_file_stems_made_unique(checkpoint, tmp_path):
         load_models([])
     with pytest.raises(Lenet5Error, match="does not exist"):
         load_models([tmp_path / "nope.safetensors"])
+
+
+def test_serve_reads_digits_as_predict_does_and_keeps_every_map(checkpoint, mnist):
+    """The server holds `lenet5 predict`'s Predictor: the same probabilities; a batch
+    longer than the predictor's chunk still gets one feature map per digit."""
+    from lenet5.predict import Predictor
+
+    served = ServedModel("classic", checkpoint)
+    served.predictor.batch_size = 4  # 10 digits: three forward passes
+    digits = mnist.test.images[:10].numpy()
+    results = served.predict_batch(digits, activations=True)
+    expected = Predictor.from_checkpoint(checkpoint).probabilities(digits).numpy()
+    np.testing.assert_allclose([r.probabilities for r in results], expected, atol=1e-6)
+    assert [r.digit for r in results] == list(expected.argmax(1))
+    for r in results:
+        assert r.activations["C1"].shape == (6, 28, 28) and r.activations["S4"].shape == (16, 5, 5)
+    first = served.predict_batch(digits[:1], activations=True)[0]
+    np.testing.assert_allclose(results[0].activations["C3"], first.activations["C3"], atol=1e-5)
+    np.testing.assert_allclose(results[9].activations["C3"],  # from the last chunk
+                               served.predict(digits[9], activations=True).activations["C3"],
+                               atol=1e-5)

@@ -43,7 +43,7 @@ METRICS = [
     ("train_images_per_s", "training throughput", "img/s", False),
     ("eval_images_per_s", "test-set evaluation", "img/s", False),
     ("peak_rss_mb", "peak RSS, training run", "MiB", True),
-    ("test_acc", "test accuracy after {epochs} epochs", "", False),
+    ("test_acc", "test accuracy after {epochs_text}", "", False),
     ("time_to_target_s", "time to {target:.1%} test acc, from process start", "s", True),
     ("predict_p50_ms", "predict one image, p50", "ms", True),
 ]
@@ -227,12 +227,16 @@ def measure_inference(cfg: BenchConfig, data, device: torch.device) -> dict[str,
     return out
 
 
+def _epochs_text(n: int) -> str:
+    return f"{n} epoch" if n == 1 else f"{n} epochs"
+
+
 def run_bench(cfg: BenchConfig, log: Callable[[str], None] = lambda s: None) -> dict:
     """Everything ``lenet5 bench`` prints, as one dictionary (see :func:`format_table`)."""
     cfg = cfg.resolved()
     device = pick_device(cfg.device)
     data = load_dataset(cfg.dataset, cfg.data_dir).head(cfg.limit)
-    log(f"bench: training the {' and '.join(PATHS)} paths by turns ({cfg.epochs} epochs each, "
+    log(f"bench: training the {' and '.join(PATHS)} paths by turns ({_epochs_text(cfg.epochs)} each, "
         f"{device})")
     results = train_by_turns(cfg, str(device), len(data.train))
     log("bench: evaluation and single-image latency")
@@ -273,7 +277,7 @@ def format_table(result: dict) -> str:
     cfg = result["config"]
     lines = ["| metric | reference | project | project/reference | |", "| --- | ---: | ---: | ---: | --- |"]
     for key, label, unit, lower in METRICS:
-        label = label.format(**cfg)
+        label = label.format(**cfg, epochs_text=_epochs_text(cfg["epochs"]))
         ref, proj, r = result["reference"][key], result["project"][key], result["ratio"][key]
         gain = "" if key == "test_acc" else _gain(r, lower)
         lines.append(f"| {label} | {_fmt(ref, unit)} | {_fmt(proj, unit)} | "
@@ -281,7 +285,7 @@ def format_table(result: dict) -> str:
     m = result["machine"]
     lines.append("")
     lines.append(f"{cfg['model']} on {cfg['dataset']} ({cfg['train_images']:,} train / "
-                 f"{cfg['test_images']:,} test images), {cfg['epochs']} epochs, device "
+                 f"{cfg['test_images']:,} test images), {_epochs_text(cfg['epochs'])}, device "
                  f"{result['device']}; {m['cpu']}, {m['cores']} cores, torch {m['torch']} "
                  f"({m['torch_threads']} threads)")
     return "\n".join(lines)

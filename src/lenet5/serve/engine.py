@@ -1,8 +1,9 @@
 """The model side of ``lenet5 serve``: checkpoints loaded once, one prediction per call.
 
-No web framework here. A :class:`ServedModel` turns a 28x28 uint8 digit (ink 255 on 0, as
-MNIST) into the class probabilities and, when asked, the feature maps of C1, S2, C3 and
-S4, caught with forward hooks on the submodules of those names (``features.c1`` ...),
+No web framework here. A :class:`ServedModel` holds the :class:`~lenet5.predict.Predictor`
+that ``lenet5 predict`` uses, so a 28x28 uint8 digit (ink 255 on 0, as MNIST) becomes the
+same class probabilities either way; it adds, when asked, the feature maps of C1, S2, C3
+and S4, caught with forward hooks on the submodules of those names (``features.c1`` ...),
 whatever the model: a model without them just has no maps to show.
 
 Requests are batched: a :class:`Batcher` per model runs one forward pass for all the
@@ -21,10 +22,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..checkpoint import load_checkpoint
-from ..data import to_input
 from ..errors import Lenet5Error
 from ..models.features import feature_layers
+from ..predict import Predictor
 
 
 @dataclass
@@ -44,26 +44,24 @@ class ServedModel:
 
     def __init__(self, model_id: str, path: str | Path):
         path = Path(path)
-        ckpt = load_checkpoint(path)
+        self.predictor = Predictor.from_checkpoint(path)
         self.id = model_id
         self.path = path
-        self.name = ckpt.model_name
-        self.preprocess = ckpt.preprocess
-        self.metrics = ckpt.metrics
-        self.in_channels = int(ckpt.model_args.get("in_channels", 1))
-        self.model = ckpt.build_model()
-        self.num_classes = int(ckpt.model_args.get("num_classes", 10))
+        self.name = self.predictor.checkpoint.model_name
+        self.metrics = self.predictor.checkpoint.metrics
+        self.model = self.predictor.model
+        self.num_classes = len(self.predictor.classes)
         self.parameters = sum(p.numel() for p in self.model.parameters())
         self.layers = feature_outputs(self.model)
         self._lock = threading.Lock()
-        self._caught: dict[str, torch.Tensor] | None = None
+        self._caught: dict[str, list[torch.Tensor]] | None = None  # per label, per chunk
         for label, module in self.layers.items():
             module.register_forward_hook(self._catcher(label))
 
     def _catcher(self, label: str):
         def hook(module, inputs, output):
             if self._caught is not None:
-                self._caught[label] = output.detach()
+                self._caught.setdefault(label, []).append(output.detach())
         return hook
 
     @property
@@ -79,17 +77,13 @@ class ServedModel:
         """One forward pass for a (B, 28, 28) uint8 batch."""
         if digits.ndim != 3 or digits.shape[1:] != (28, 28) or digits.dtype != np.uint8:
             raise Lenet5Error(f"expected 28x28 uint8 digits, got {digits.dtype} {digits.shape}")
-        x = to_input(torch.from_numpy(digits), self.preprocess)
-        if self.in_channels != 1:
-            x = x.expand(-1, self.in_channels, -1, -1)
-        with self._lock, torch.inference_mode():
+        with self._lock:
             self._caught = {} if activations else None
             try:
-                scores = self.model(x)
+                probs = self.predictor.probabilities(digits).numpy()
             finally:
                 caught, self._caught = self._caught or {}, None
-        probs = torch.softmax(scores.float(), dim=1).numpy()
-        maps = {k: v.float().numpy() for k, v in caught.items()}
+        maps = {k: torch.cat(v).float().numpy() for k, v in caught.items()}
         return [Prediction(int(p.argmax()), p.tolist(), {k: v[i] for k, v in maps.items()})
                 for i, p in enumerate(probs)]
 
