@@ -8,6 +8,9 @@ machine for a while slows both alike; the ratio is what to read (benchmarks/READ
 
 - S2 max pooling (C1's maps, NHWC, bf16 as under autocast): ``nn.MaxPool2d`` against
   ``fastpath.MaxPool2d``, forward alone and forward + backward;
+- C1 + S2 in training (bf16 autocast, NHWC): the fast layers one by one in an
+  ``nn.Sequential`` against ``fastpath.Sequential``, which runs them as one convolution
+  over the input's 2x2 phases;
 - C3's input gradient (NHWC, bf16): oneDNN's NHWC backward-data kernel against the one
   ``fastpath.conv2d`` takes;
 - the moving average of the weights: ``AveragedModel.update_parameters`` against
@@ -27,7 +30,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from lenet5.bench.reference import stock_layers
-from lenet5.fastpath import MaxPool2d, autocast, conv2d, to_channels_last
+from lenet5.fastpath import Conv2d, MaxPool2d, Sequential, autocast, conv2d, to_channels_last
 from lenet5.models import create_model
 from lenet5.training.optim import build_optimizer, weight_average
 
@@ -63,6 +66,22 @@ def pooling(batch: int, rounds: int, reps: int) -> None:
     report("S2 max pooling, forward + backward", interleaved(
         {"stock": lambda: torch.autograd.grad(stock(x), x, g),
          "fast": lambda: torch.autograd.grad(fast(x), x, g)}, rounds, reps))
+
+
+def first_conv_and_pooling(batch: int, rounds: int, reps: int) -> None:
+    x = torch.randn(batch, 1, 32, 32).contiguous(memory_format=CL)
+    g = torch.randn(batch, 6, 14, 14).to(torch.bfloat16).contiguous(memory_format=CL)
+    fused = Sequential(Conv2d(1, 6, 5), MaxPool2d(2, 2)).to(memory_format=CL)
+    layers = nn.Sequential(*fused)
+
+    def step(model):
+        def run():
+            with autocast(torch.device("cpu"), "bf16"):
+                y = model(x)
+            y.backward(g)
+        return run
+    report("C1 + S2, forward + backward", interleaved(
+        {"layers": step(layers), "fused": step(fused)}, rounds, reps))
 
 
 def c3_input_gradient(batch: int, rounds: int, reps: int) -> None:
@@ -122,8 +141,9 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"batch {args.batch}, {torch.get_num_threads()} threads, best of {args.rounds} "
-          f"interleaved rounds; stock/fast ratio last")
+          f"interleaved rounds; ratio of the two last")
     pooling(args.batch, args.rounds, args.reps)
+    first_conv_and_pooling(args.batch, args.rounds, args.reps)
     c3_input_gradient(args.batch, args.rounds, args.reps)
     weight_averages(args.rounds, args.reps)
     training_steps(args.batch, args.rounds, args.reps)

@@ -4,8 +4,10 @@ import torch
 from lenet5.data import to_input
 from lenet5.errors import Lenet5Error
 from lenet5.fastpath import (
+    Conv2d,
     Flatten,
     MaxPool2d,
+    Sequential,
     autocast,
     conv2d,
     input_memory_format,
@@ -184,3 +186,86 @@ def test_other_flattens_are_the_native_op(layout, grad):
     y = Flatten()(x.requires_grad_(grad))
     assert torch.equal(y, x.flatten(1))
     assert "FlattenNHWC" not in type(y.grad_fn).__name__
+
+
+def _conv_pool(in_channels=1, out_channels=6, k=5, bias=True, seed=0):
+    """A fastpath.Sequential(conv, pool) and the same layers in an nn.Sequential, NHWC, with
+    integer weights: every sum is exact, so both routes give bit-identical maps (and ties)."""
+    torch.manual_seed(seed)
+    conv = Conv2d(in_channels, out_channels, k, bias=bias)
+    with torch.no_grad():
+        conv.weight.copy_(torch.randint(-2, 3, conv.weight.shape))
+        if bias:
+            conv.bias.copy_(torch.randint(-2, 3, conv.bias.shape))
+    fused = Sequential(conv, MaxPool2d(2, 2)).to(memory_format=torch.channels_last)
+    return fused, torch.nn.Sequential(*fused)
+
+
+def _grads(model, x, g):
+    model.zero_grad()
+    y = model(x)
+    y.backward(g)
+    return y, [p.grad.clone() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("in_channels,out_channels,k,bias,size",
+                         [(1, 6, 5, True, 32), (2, 4, 3, False, 10), (3, 5, 3, True, 8)])
+def test_first_convolution_and_pooling_train_as_one_step(in_channels, out_channels, k, bias, size):
+    fused, plain = _conv_pool(in_channels, out_channels, k, bias)
+    x = torch.randint(0, 3, (4, in_channels, size, size)).float()  # many ties, exact sums
+    x = x.contiguous(memory_format=torch.channels_last)
+    out = (size - k + 1) // 2
+    g = torch.randn(4, out_channels, out, out)
+    y_fused, grads_fused = _grads(fused, x, g)
+    assert type(y_fused.grad_fn).__name__ == "_ConvMaxPool2x2Backward"
+    y_plain, grads_plain = _grads(plain, x, g)
+    assert torch.equal(y_fused, y_plain)
+    assert y_fused.is_contiguous(memory_format=torch.channels_last)
+    for a, b in zip(grads_fused, grads_plain):  # the same winner in every tie
+        assert torch.equal(a, b)
+
+
+def test_one_step_conv_pool_under_bf16_autocast_matches_the_layers():
+    """Random weights and inputs, bf16 as in training: the sums may round apart in a rare
+    output (oneDNN adds them in its own order), so: nearly all outputs bit-identical, the
+    gradients equal to bf16 precision."""
+    fused, plain = _conv_pool()
+    torch.nn.init.normal_(fused[0].weight)
+    x = torch.randn(8, 1, 32, 32).contiguous(memory_format=torch.channels_last)
+    g = torch.randn(8, 6, 14, 14)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y_fused, grads_fused = _grads(fused, x, g)
+        y_plain, grads_plain = _grads(plain, x, g)
+    assert y_fused.dtype == y_plain.dtype == torch.bfloat16
+    assert (y_fused == y_plain).float().mean() > 0.99
+    for a, b in zip(grads_fused, grads_plain):
+        assert (a - b).norm() <= 1e-2 * b.norm()
+
+
+@pytest.mark.parametrize("case", ["input needs grad", "no grad", "eval mode", "odd size",
+                                  "even kernel", "stride 2", "padding", "avg pool", "nchw input"])
+def test_other_conv_pool_pairs_run_layer_by_layer(case):
+    conv = Conv2d(1, 6, 4 if case == "even kernel" else 5, stride=2 if case == "stride 2" else 1,
+                  padding=1 if case == "padding" else 0)
+    pool = torch.nn.AvgPool2d(2) if case == "avg pool" else MaxPool2d(2, 2)
+    model = Sequential(conv, pool).to(memory_format=torch.channels_last)
+    size = 31 if case == "odd size" else 32
+    channels = 2 if case == "nchw input" else 1
+    if channels == 2:
+        model[0] = Conv2d(2, 6, 5)  # NCHW weights and input
+    x = torch.randn(2, channels, size, size)
+    if case != "nchw input":
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_(case == "input needs grad")
+    model.train(case != "eval mode")
+    with torch.set_grad_enabled(case != "no grad"):
+        y = model(x)
+    assert y.grad_fn is None or "ConvMaxPool" not in type(y.grad_fn).__name__
+    assert torch.equal(y, torch.nn.Sequential(*model)(x))
+
+
+def test_lenet_keeps_its_layers_and_state_dict_keys():
+    model = create_model("modern")
+    assert isinstance(model.features, Sequential)
+    assert list(model.features._modules) == ["c1", "s2", "act1", "c3", "s4", "act3"]
+    assert "features.c1.weight" in model.state_dict()

@@ -14,6 +14,9 @@ Measured on 2 CPU cores (figures and the things that did not help: benchmarks/RE
   kernels run in their scalar tails; :class:`MaxPool2d` and :class:`Conv2d` (subclasses of
   the ``nn`` layers, the same function and state) take faster routes there, and
   :class:`Flatten` hands its gradient back in the layout the layer before it works in.
+- **the first convolution and its pooling as one step**: :class:`Sequential` trains a
+  convolution of the input followed by 2x2 max pooling (LeNet's C1 and S2) as one
+  convolution over the input's 2x2 phases (:class:`_ConvMaxPool2x2`).
 
 Nothing here is model-specific: the training loop and evaluation call these on whatever
 model the registry built.
@@ -166,6 +169,166 @@ class Flatten(nn.Flatten):
         if self.start_dim == 1 and self.end_dim == -1 and _training_nhwc(x):
             return _FlattenNHWC.apply(x)
         return super().forward(x)
+
+
+_PHASE_INDEX: dict[tuple[int, int, int], torch.Tensor] = {}
+
+
+def _phase_index(out_channels: int, in_channels: int, k: int) -> torch.Tensor:
+    """Where each weight of the phase convolution comes from in a (O, C, k, k) kernel.
+
+    Output phase (dy, dx) at (Y, X) is ``sum w[o, c, i, j] x[c, 2Y+dy+i, 2X+dx+j]``; with
+    ``2Y+dy+i = 2(Y+a)+py`` that is weight ``[(dy,dx), o, (c,py,px), a, b]`` of a stride-1
+    convolution of the space-to-depth input. Positions no weight maps to hold the index
+    ``O*C*k*k``, one past the end, where a zero is appended.
+    """
+    key = (out_channels, in_channels, k)
+    if key not in _PHASE_INDEX:
+        kp = k // 2 + 1
+        index = torch.full((4, out_channels, in_channels, 2, 2, kp, kp),
+                           out_channels * in_channels * k * k)
+        source = torch.arange(out_channels * in_channels * k * k).view(out_channels, in_channels, k, k)
+        for dy in (0, 1):
+            for dx in (0, 1):
+                for i in range(k):
+                    for j in range(k):
+                        a, py = divmod(dy + i, 2)
+                        b, px = divmod(dx + j, 2)
+                        index[2 * dy + dx, :, :, py, px, a, b] = source[:, :, i, j]
+        _PHASE_INDEX[key] = index.view(4 * out_channels, 4 * in_channels, kp, kp)
+    return _PHASE_INDEX[key]
+
+
+def _as_words(t: torch.Tensor) -> torch.Tensor:
+    """A contiguous tensor's last dimension as 4-byte words where it packs evenly: copies
+    that move 6 bf16 channels at a time run ~2x faster as 3 int32s (benchmarks/README.md)."""
+    if t.element_size() == 2 and t.shape[-1] % 2 == 0:
+        return t.view(torch.int32)
+    return t
+
+
+def _from_words(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    return t.view(dtype) if t.dtype != dtype else t
+
+
+class _ConvMaxPool2x2(torch.autograd.Function):
+    """A stride-1 convolution of an input that needs no gradient, then 2x2/stride-2 max
+    pooling, as one convolution over the input's four 2x2 phases (LeNet's C1 and S2).
+
+    The pooling takes the maximum of the four convolution outputs at (2Y+dy, 2X+dx),
+    dy, dx in {0, 1}: four *phases* of the output map. Space-to-depth turns the input into
+    its phases as channels, ``(N, C, H, W) -> (N, 4C, H/2, W/2)``, and every output phase
+    is a stride-1 convolution of that with a (k//2 + 1)-wide kernel gathered from the
+    original one (:func:`_phase_index`). So one convolution to 4x the maps computes all four
+    phases, and the pooling is three elementwise maximums of whole maps instead of strided
+    picks inside the full-size map. C1 + S2 of a 256-image batch under bf16: one 14x14
+    convolution to 24 maps replaces the 28x28 one to 6, whose 1-channel input oneDNN
+    handles poorly; a whole training step is ~4% faster (benchmarks/README.md).
+
+    The same function: each output is the same sum of the same products, which oneDNN may
+    add in another order (exact in the tests' integer cases, a rounding apart at most
+    otherwise). Backward: the pooling's choices (ties as :class:`_MaxPool2x2`, so the same
+    gradients) route the gradient to the winning phase, the four phase gradients are
+    interleaved into the full-size map, and the weight and bias gradients are the original
+    convolution's. The input gets no gradient.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        n, c, h, w = x.shape
+        out_channels, k = weight.shape[0], weight.shape[-1]
+        flat = torch.cat([weight.flatten(), weight.new_zeros(1)])
+        phase_weight = flat[_phase_index(out_channels, c, k)].contiguous(
+            memory_format=torch.channels_last)
+        # space-to-depth, channel (c, py, px): through NCHW, two copies with long runs
+        # (256 MNIST images: 109 us; one copy straight into NHWC, or pixel_unshuffle, 140-490)
+        phases_in = (x.contiguous().view(n, c, h // 2, 2, w // 2, 2).permute(0, 1, 3, 5, 2, 4)
+                     .reshape(n, 4 * c, h // 2, w // 2).contiguous(memory_format=torch.channels_last))
+        y = F.conv2d(phases_in, phase_weight, None if bias is None else bias.repeat(4))
+        _, _, ph, pw = y.shape  # NHWC: (n, ph, pw, [phase, o]) in memory
+        words = _as_words(y.permute(0, 2, 3, 1).contiguous()).view(n, ph, pw, 4, -1)
+        p00, p01, p10, p11 = _from_words(words.permute(3, 0, 1, 2, 4).contiguous(),
+                                         y.dtype).view(4, n, ph, pw, out_channels)
+        left, right = torch.maximum(p00, p10), torch.maximum(p01, p11)  # column maxima
+        out = torch.maximum(left, right)
+        bottom_left = torch.gt(p10, p00, out=torch.empty_like(out))
+        bottom_right = torch.gt(p11, p01, out=torch.empty_like(out))
+        right_won = torch.gt(right, left, out=torch.empty_like(out))
+        ctx.save_for_backward(x, weight, bottom_left, bottom_right, right_won)
+        ctx.has_bias = bias is not None
+        return out.permute(0, 3, 1, 2)  # (n, o, ph, pw), NHWC in memory
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight, bottom_left, bottom_right, right_won = ctx.saved_tensors
+        grad = grad.permute(0, 2, 3, 1).contiguous()  # (n, ph, pw, o)
+        right = grad * right_won
+        left = grad - right
+        g10, g11 = left * bottom_left, right * bottom_right
+        g00, g01 = left - g10, right - g11
+        top = torch.stack([_as_words(g00), _as_words(g01)], dim=3)  # (n, ph, pw, 2, o)
+        bottom = torch.stack([_as_words(g10), _as_words(g11)], dim=3)
+        n, ph, pw, out_channels = grad.shape
+        full = _from_words(torch.stack([top, bottom], dim=2), grad.dtype)
+        full = full.view(n, 2 * ph, 2 * pw, out_channels).permute(0, 3, 1, 2)
+        need_w, need_b = ctx.needs_input_grad[1], ctx.needs_input_grad[2] and ctx.has_bias
+        _, grad_w, grad_b = torch.ops.aten.convolution_backward(
+            full, x, weight, [out_channels] if ctx.has_bias else None, [1, 1], [0, 0], [1, 1],
+            False, [0, 0], 1, [False, need_w, need_b])
+        return None, grad_w, grad_b
+
+
+def _is_2x2_pool(pool: nn.Module) -> bool:
+    return (isinstance(pool, nn.MaxPool2d) and _pair(pool.kernel_size) == (2, 2)
+            and _pair(pool.stride) == (2, 2) and _pair(pool.padding) == (0, 0)
+            and _pair(pool.dilation) == (1, 1) and not pool.return_indices)
+
+
+def _fuses(conv: nn.Module, pool: nn.Module, x: torch.Tensor) -> bool:
+    """Whether :class:`_ConvMaxPool2x2` computes ``pool(conv(x))``, with its gradients."""
+    if not (isinstance(conv, nn.Conv2d) and _is_2x2_pool(pool)):
+        return False
+    k = _pair(conv.kernel_size)
+    return (conv.training and x.dim() == 4 and x.device.type == "cpu"
+            and torch.is_grad_enabled() and not x.requires_grad and conv.weight.requires_grad
+            and x.is_contiguous(memory_format=torch.channels_last)
+            and x.shape[-2] % 2 == 0 and x.shape[-1] % 2 == 0
+            and k[0] == k[1] and k[0] % 2 == 1 and _pair(conv.stride) == (1, 1)
+            and _pair(conv.padding) == (0, 0) and _pair(conv.dilation) == (1, 1)
+            and conv.groups == 1 and conv.padding_mode == "zeros"
+            and not _capturing_graph())
+
+
+def conv_max_pool_2x2(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    """``max_pool2d(conv(x), 2)`` through :class:`_ConvMaxPool2x2` (check :func:`_fuses`
+    first); under autocast, cast as autocast casts a convolution's operands."""
+    weight, bias = conv.weight, conv.bias
+    if torch.is_autocast_enabled("cpu"):
+        dtype = torch.get_autocast_dtype("cpu")
+        x, weight = x.to(dtype), weight.to(dtype)
+        bias = None if bias is None else bias.to(dtype)
+    with torch.autocast("cpu", enabled=False):
+        return _ConvMaxPool2x2.apply(x, weight, bias)
+
+
+class Sequential(nn.Sequential):
+    """``nn.Sequential`` that, in training (train mode, gradients on), runs a convolution of
+    an input needing no gradient followed by 2x2 max pooling (LeNet's C1, S2) as one step
+    (:class:`_ConvMaxPool2x2`). The same modules, state dict and values; those two modules'
+    own forward hooks do not run on that route (evaluation, prediction and export take the
+    modules one by one)."""
+
+    def forward(self, x):
+        layers = list(self._modules.values())
+        i = 0
+        while i < len(layers):
+            if i + 1 < len(layers) and _fuses(layers[i], layers[i + 1], x):
+                x = conv_max_pool_2x2(x, layers[i])
+                i += 2
+            else:
+                x = layers[i](x)
+                i += 1
+        return x
 
 
 def _pool_2x2(x: torch.Tensor) -> torch.Tensor:

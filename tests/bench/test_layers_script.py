@@ -14,8 +14,9 @@ def test_layers_benchmark_compares_each_fast_layer_with_its_stock_twin():
     r = run("--batch", "8", "--rounds", "1", "--reps", "1", "--threads", "1")
     assert r.returncode == 0, r.stderr
     rows = [line for line in r.stdout.splitlines() if line.rstrip().endswith("x")]
-    assert len(rows) == 5
-    assert all("stock" in row and "fast" in row for row in rows)
+    assert len(rows) == 6
+    assert sum("stock" in row and "fast" in row for row in rows) == 5
+    assert any("layers" in row and "fused" in row for row in rows)
 
 
 def test_layers_benchmark_rejects_a_bad_batch():

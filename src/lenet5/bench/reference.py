@@ -20,13 +20,14 @@ from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 
 from ..data import Split
-from ..fastpath import Conv2d, Flatten, MaxPool2d
+from ..fastpath import Conv2d, Flatten, MaxPool2d, Sequential
 from ..models import Preprocess
 
 BATCH_SIZE = 64
 TEST_BATCH_SIZE = 1000
 LR = 1e-3
-_STOCK = {MaxPool2d: nn.MaxPool2d, Conv2d: nn.Conv2d, Flatten: nn.Flatten}
+_STOCK = {MaxPool2d: nn.MaxPool2d, Conv2d: nn.Conv2d, Flatten: nn.Flatten,
+          Sequential: nn.Sequential}
 
 
 class PerSampleDataset(TorchDataset):
@@ -50,8 +51,8 @@ class PerSampleDataset(TorchDataset):
 
 def stock_layers(model: nn.Module) -> nn.Module:
     """``model`` with the stock ``nn`` layers in place of the project's ``fastpath`` ones
-    (``MaxPool2d``, ``Conv2d``, ``Flatten``: subclasses with no state of their own, the same
-    function; only the speed differs), in place; returns the model."""
+    (``MaxPool2d``, ``Conv2d``, ``Flatten``, ``Sequential``: subclasses with no state of
+    their own, the same function; only the speed differs), in place; returns the model."""
     for module in model.modules():
         for fast, stock in _STOCK.items():
             if type(module) is fast:

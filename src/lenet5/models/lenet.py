@@ -27,7 +27,7 @@ from collections import OrderedDict
 
 from torch import nn
 
-from ..fastpath import Conv2d, Flatten, MaxPool2d
+from ..fastpath import Conv2d, Flatten, MaxPool2d, Sequential
 from .registry import Recipe, register_model
 
 # The recipe of the family (see benchmarks/README.md): batch 256 halves the steps of batch
@@ -100,7 +100,7 @@ class LeNet5(nn.Module):
         if dropout > 0:
             classifier.update(drop6=nn.Dropout(dropout))
         classifier.update(output=nn.Linear(84, num_classes))
-        self.features = nn.Sequential(features)
+        self.features = Sequential(features)  # fastpath: trains C1 + S2 as one step
         self.classifier = nn.Sequential(classifier)
 
     def forward(self, x):
