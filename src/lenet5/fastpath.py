@@ -125,12 +125,19 @@ def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     if (not plain or not _training_nhwc(x) or not 1 < x.shape[1] < 16
             or x.device.type != "cpu"):
         return F.conv2d(x, weight, bias, stride, padding, dilation, groups)
-    if torch.is_autocast_enabled("cpu"):  # cast as autocast casts a convolution's operands
+    return _apply_as_convolution(_ConvFewInputChannels, x, weight, bias)
+
+
+def _apply_as_convolution(function: type[torch.autograd.Function], x: torch.Tensor,
+                          weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``function.apply(x, weight, bias)`` with the operands cast as CPU autocast casts a
+    convolution's (when it is on), the function itself running outside autocast."""
+    if torch.is_autocast_enabled("cpu"):
         dtype = torch.get_autocast_dtype("cpu")
         x, weight = x.to(dtype), weight.to(dtype)
         bias = None if bias is None else bias.to(dtype)
     with torch.autocast("cpu", enabled=False):
-        return _ConvFewInputChannels.apply(x, weight, bias)
+        return function.apply(x, weight, bias)
 
 
 class Conv2d(nn.Conv2d):
@@ -302,13 +309,7 @@ def _fuses(conv: nn.Module, pool: nn.Module, x: torch.Tensor) -> bool:
 def conv_max_pool_2x2(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     """``max_pool2d(conv(x), 2)`` through :class:`_ConvMaxPool2x2` (check :func:`_fuses`
     first); under autocast, cast as autocast casts a convolution's operands."""
-    weight, bias = conv.weight, conv.bias
-    if torch.is_autocast_enabled("cpu"):
-        dtype = torch.get_autocast_dtype("cpu")
-        x, weight = x.to(dtype), weight.to(dtype)
-        bias = None if bias is None else bias.to(dtype)
-    with torch.autocast("cpu", enabled=False):
-        return _ConvMaxPool2x2.apply(x, weight, bias)
+    return _apply_as_convolution(_ConvMaxPool2x2, x, conv.weight, conv.bias)
 
 
 class Sequential(nn.Sequential):
