@@ -42,7 +42,10 @@ def test_two_processes_match_one_process_with_twice_the_batch(mnist, mnist_dir, 
            "--out", str(out), "--no-progress", "--precision", "fp32"]  # bf16 rounds per batch
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=240,
                        env={**__import__("os").environ, "GLOO_SOCKET_IFNAME": "lo"})
-    assert r.returncode == 0, r.stderr[-2000:]
+    # on failure: the workers' own error lines first (torchrun's summary comes last)
+    causes = [x for x in r.stderr.splitlines()
+              if any(w in x for w in ("Error", "error:", "terminate", "what()", "Abort"))]
+    assert r.returncode == 0, "\n".join(causes[:40]) + "\n...\n" + r.stderr[-1500:]
     lines = r.stdout.splitlines()
     assert sum(x.startswith("(test set)  epoch: 2") for x in lines) == 1  # rank 0 only
     assert sum(x.startswith("saved ") for x in lines) == 1
