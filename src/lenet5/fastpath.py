@@ -107,23 +107,29 @@ class _ConvFewInputChannels(torch.autograd.Function):
         need_x, need_w, need_b = ctx.needs_input_grad
         grad_w = grad_b = grad_x = None
         if need_w or need_b:
-            _, grad_w, grad_b = torch.ops.aten.convolution_backward(
-                grad, x, weight, [weight.shape[0]] if ctx.has_bias else None, [1, 1], [0, 0],
-                [1, 1], False, [0, 0], 1, [False, need_w, need_b and ctx.has_bias])
+            grad_w, grad_b = _weight_and_bias_grads(grad, x, weight, ctx.has_bias, need_w, need_b)
         if need_x:
             grad_x = torch.nn.grad.conv2d_input(x.shape, weight.contiguous(), grad.contiguous())
             grad_x = grad_x.contiguous(memory_format=torch.channels_last)
         return grad_x, grad_w, grad_b
 
 
+def _weight_and_bias_grads(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor,
+                           has_bias: bool, need_w: bool, need_b: bool) -> tuple:
+    """The weight and bias gradients (None where not needed) of a stride-1, unpadded
+    convolution of ``x`` whose output gradient is ``grad``, from the native kernel."""
+    _, grad_w, grad_b = torch.ops.aten.convolution_backward(
+        grad, x, weight, [weight.shape[0]] if has_bias else None, [1, 1], [0, 0], [1, 1],
+        False, [0, 0], 1, [False, need_w, need_b and has_bias])
+    return grad_w, grad_b
+
+
 def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
            stride=1, padding=0, dilation=1, groups: int = 1) -> torch.Tensor:
     """``F.conv2d``; in training, an NHWC input of 2 to 15 channels at stride 1 without
     padding (LeNet's C3) takes :class:`_ConvFewInputChannels`. Same values, same autocast."""
-    plain = (_pair(stride) == (1, 1) and _pair(padding) == (0, 0) and _pair(dilation) == (1, 1)
-             and groups == 1)
-    if (not plain or not _training_nhwc(x) or not 1 < x.shape[1] < 16
-            or x.device.type != "cpu"):
+    if (not _plain(stride, padding, dilation, groups) or not _training_nhwc(x)
+            or not 1 < x.shape[1] < 16 or x.device.type != "cpu"):
         return F.conv2d(x, weight, bias, stride, padding, dilation, groups)
     return _apply_as_convolution(_ConvFewInputChannels, x, weight, bias)
 
@@ -278,14 +284,12 @@ class _ConvMaxPool2x2(torch.autograd.Function):
         n, ph, pw, out_channels = grad.shape
         full = _from_words(torch.stack([top, bottom], dim=2), grad.dtype)
         full = full.view(n, 2 * ph, 2 * pw, out_channels).permute(0, 3, 1, 2)
-        need_w, need_b = ctx.needs_input_grad[1], ctx.needs_input_grad[2] and ctx.has_bias
-        _, grad_w, grad_b = torch.ops.aten.convolution_backward(
-            full, x, weight, [out_channels] if ctx.has_bias else None, [1, 1], [0, 0], [1, 1],
-            False, [0, 0], 1, [False, need_w, need_b])
-        return None, grad_w, grad_b
+        return (None, *_weight_and_bias_grads(full, x, weight, ctx.has_bias,
+                                              *ctx.needs_input_grad[1:]))
 
 
 def _is_2x2_pool(pool: nn.Module) -> bool:
+    """A max pooling of 2x2 windows at stride 2, without padding or indices."""
     return (isinstance(pool, nn.MaxPool2d) and _pair(pool.kernel_size) == (2, 2)
             and _pair(pool.stride) == (2, 2) and _pair(pool.padding) == (0, 0)
             and _pair(pool.dilation) == (1, 1) and not pool.return_indices)
@@ -300,9 +304,8 @@ def _fuses(conv: nn.Module, pool: nn.Module, x: torch.Tensor) -> bool:
             and torch.is_grad_enabled() and not x.requires_grad and conv.weight.requires_grad
             and x.is_contiguous(memory_format=torch.channels_last)
             and x.shape[-2] % 2 == 0 and x.shape[-1] % 2 == 0
-            and k[0] == k[1] and k[0] % 2 == 1 and _pair(conv.stride) == (1, 1)
-            and _pair(conv.padding) == (0, 0) and _pair(conv.dilation) == (1, 1)
-            and conv.groups == 1 and conv.padding_mode == "zeros"
+            and k[0] == k[1] and k[0] % 2 == 1 and conv.padding_mode == "zeros"
+            and _plain(conv.stride, conv.padding, conv.dilation, conv.groups)
             and not _capturing_graph())
 
 
@@ -391,6 +394,13 @@ def _training_nhwc(x: torch.Tensor) -> bool:
             and not _capturing_graph())
 
 
+def _plain(stride, padding, dilation, groups: int) -> bool:
+    """A convolution at stride 1, without padding, dilation or groups: the kind the custom
+    convolutions here compute."""
+    return (_pair(stride) == (1, 1) and _pair(padding) == (0, 0) and _pair(dilation) == (1, 1)
+            and groups == 1)
+
+
 def _pair(v) -> tuple:
     """A layer's size argument as a tuple: 2 -> (2, 2); a string (``padding="same"``) is
     returned as a tuple of characters, which equals no size."""
@@ -420,14 +430,9 @@ class MaxPool2d(nn.MaxPool2d):
       a plain MaxPool.
     """
 
-    def _is_2x2(self) -> bool:
-        return (_pair(self.kernel_size) == (2, 2) and _pair(self.stride) == (2, 2)
-                and _pair(self.padding) == (0, 0) and _pair(self.dilation) == (1, 1)
-                and not self.return_indices)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if (x.dim() != 4 or x.shape[-2] % 2 or x.shape[-1] % 2 or _capturing_graph()
-                or not self._is_2x2()):
+                or not _is_2x2_pool(self)):
             return super().forward(x)
         if not torch.is_grad_enabled():
             return _pool_2x2(x)

@@ -70,9 +70,9 @@ class _DirectFusedStep:
     Python around it (checks, grouping, profiler hooks). Right after a backward pass that
     Python runs cold: LeNet-5's step took ~0.35 ms against ~0.15 ms this way, and a whole
     training step is ~1.3% faster (benchmarks/README.md). The same kernel and arguments,
-    so the same update, bit for bit; every
-    other case (no state yet, step hooks, a closure, AMSGrad, a tensor learning rate, a
-    gradient scaler, missing or sparse gradients) takes ``Optimizer.step``.
+    so the same update, bit for bit; every other case (no state yet, step hooks, a
+    closure, AMSGrad, a tensor learning rate, a gradient scaler, missing or sparse
+    gradients) takes ``Optimizer.step``.
     """
 
     _kernel = staticmethod(torch._fused_adam_)
