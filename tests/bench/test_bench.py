@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from lenet5.bench import reference
-from lenet5.bench.core import METRICS, BenchConfig, format_table, run_by_turns
+from lenet5.bench.core import METRICS, BenchConfig, _batch_text, format_table, run_by_turns
 from lenet5.errors import Lenet5Error
 from lenet5.evaluation import evaluate
 from lenet5.fastpath import to_channels_last
@@ -34,6 +34,9 @@ def test_bench_quick_runs_end_to_end_and_reports_every_field(mnist_dir):
     table = format_table(result)
     assert "| training epoch |" in table and "predict one image, p50" in table
     assert "after 1 epoch |" in table and "1 epoch, device" in table  # not "1 epochs"
+    # the default model is modern, whose recipe doubles its batch from epoch 3
+    assert "images per step: reference 64, project 256, 512 from epoch 3" in table
+    assert result["project"]["epoch_seconds_mean"] > 0
     assert result["machine"]["cores"] >= 1
 
 
@@ -108,3 +111,8 @@ def test_a_failing_training_run_is_a_one_line_error(tmp_path):
                       quick=True).resolved()
     with pytest.raises(Lenet5Error, match="bench: the reference training run failed"):
         run_by_turns(cfg, "cpu")
+
+
+def test_the_table_names_each_recipes_images_per_step():
+    assert _batch_text("modern") == "256, 512 from epoch 3"
+    assert _batch_text("classic") == "256"  # no ramp in its recipe

@@ -73,7 +73,7 @@ def test_checkpoint_round_trip(mnist, tmp_path):
 
 
 @pytest.mark.parametrize("bad", [dict(epochs=0), dict(lr=-1.0), dict(val_split=1.5),
-                                 dict(ema=1.0), dict(ema=-0.1)])
+                                 dict(ema=1.0), dict(ema=-0.1), dict(double_batch_from=-1)])
 def test_bad_settings_are_refused(mnist, bad):
     with pytest.raises(Lenet5Error):
         train(TrainConfig.for_model("classic", progress=False, **bad), small(mnist, 100))
@@ -127,3 +127,42 @@ def test_ema_run_evaluates_and_saves_the_average(mnist, tmp_path):
     assert evaluate(model, data.test, get_model_entry("modern").preprocess,
                     torch.nn.functional.cross_entropy).correct == averaged.test.correct
     assert ckpt.metrics["test"]["correct"] == averaged.test.correct
+
+
+def test_weight_average_of_a_double_step_applies_the_decay_twice():
+    net = torch.nn.Linear(3, 2)
+    once, twice = weight_average(net, 0.75), weight_average(net, 0.75)
+    once.update_parameters(net), twice.update_parameters(net)  # both copy the weights
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(1.0)
+    once.update_parameters(net, steps=2)
+    twice.update_parameters(net), twice.update_parameters(net)
+    for a, b in zip(once.module.parameters(), twice.module.parameters()):
+        assert torch.allclose(a, b)
+    assert int(once.n_averaged) == int(twice.n_averaged) == 3
+
+
+def test_doubled_batch_keeps_the_schedule_per_image(mnist):
+    """From --double-batch-from on, an epoch takes half the steps of twice the images, and
+    the cosine schedule and the weight average advance two steps per step: the learning
+    rate at each epoch's end is the one a run without the ramp has there."""
+    data = small(mnist, 1000)
+    runs = {}
+    for start in (0, 2):
+        cfg = TrainConfig.for_model("modern", epochs=3, batch_size=128, double_batch_from=start,
+                                    progress=False)
+        runs[start] = train(cfg, data, log=lambda s: None).history
+    assert [r["batch_size"] for r in runs[0]] == [128, 128, 128]
+    assert [r["batch_size"] for r in runs[2]] == [128, 256, 256]
+    for plain, ramped in zip(runs[0], runs[2]):
+        assert ramped["lr"] == pytest.approx(plain["lr"], rel=1e-6, abs=1e-12)
+        assert ramped["train"]["total"] == plain["train"]["total"] == 1000
+    assert runs[0][0] == {**runs[2][0], "train_seconds": runs[0][0]["train_seconds"]}
+    assert runs[2][-1]["test"]["acc"] > 0.3  # it learns (chance: 0.1; 8 steps per epoch)
+
+
+def test_recipe_of_modern_doubles_the_batch_from_epoch_3():
+    cfg = TrainConfig.for_model("modern")
+    assert [cfg.batch_size_at(e) for e in (1, 2, 3, 10)] == [256, 256, 512, 512]
+    assert TrainConfig.for_model("modern", double_batch_from=0).batch_size_at(10) == 256

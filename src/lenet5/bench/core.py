@@ -30,7 +30,7 @@ from ..errors import Lenet5Error
 from ..evaluation import evaluate
 from ..fastpath import input_memory_format, to_channels_last
 from ..models import create_model, get_model_entry
-from ..training import pick_device, seed_everything
+from ..training import TrainConfig, pick_device, seed_everything
 from . import reference
 
 PATHS = ("reference", "project")
@@ -170,6 +170,7 @@ def _summary(child: _Child, cfg: BenchConfig, n_train: int) -> dict:
             "time_to_target_s": reached["active"] if reached else None,
             "epochs_to_target": reached["epoch"] if reached else None,
             "epoch_seconds_all": [r["train_seconds"] for r in epochs],
+            "epoch_seconds_mean": statistics.fmean(r["train_seconds"] for r in epochs),
             **({"cuda_peak_mb": done["cuda_peak_mb"]} if "cuda_peak_mb" in done else {})}
 
 
@@ -227,6 +228,13 @@ def measure_inference(cfg: BenchConfig, data, device: torch.device) -> dict[str,
     return out
 
 
+def _batch_text(model: str) -> str:
+    """The project's images per step for ``model``'s recipe, e.g. "256, 512 from epoch 3"."""
+    recipe = TrainConfig.for_model(model)
+    first, later = recipe.batch_size_at(1), recipe.batch_size_at(recipe.double_batch_from or 1)
+    return str(first) if first == later else f"{first}, {later} from epoch {recipe.double_batch_from}"
+
+
 def _epochs_text(n: int) -> str:
     return f"{n} epoch" if n == 1 else f"{n} epochs"
 
@@ -248,6 +256,8 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = lambda s: None) -> 
         ratio[key] = proj / ref if ref and proj is not None else None
     return {"machine": machine(), "device": str(device),
             "config": {"model": cfg.model, "epochs": cfg.epochs, "dataset": cfg.dataset,
+                       "batches": {"reference": reference.BATCH_SIZE,
+                                   "project": _batch_text(cfg.model)},
                        "train_images": len(data.train), "test_images": len(data.test),
                        "target": cfg.target, "seed": cfg.seed, "quick": cfg.quick},
             "reference": results["reference"], "project": results["project"], "ratio": ratio}
@@ -288,4 +298,7 @@ def format_table(result: dict) -> str:
                  f"{cfg['test_images']:,} test images), {_epochs_text(cfg['epochs'])}, device "
                  f"{result['device']}; {m['cpu']}, {m['cores']} cores, torch {m['torch']} "
                  f"({m['torch_threads']} threads)")
+    if "batches" in cfg:  # the training epoch is the median of the epochs
+        lines.append(f"images per step: reference {cfg['batches']['reference']}, project "
+                     f"{cfg['batches']['project']}; a training epoch is the median of the epochs")
     return "\n".join(lines)

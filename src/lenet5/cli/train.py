@@ -25,6 +25,9 @@ def add_parser(sub) -> None:
     add_data_args(p)
     p.add_argument("--epochs", type=int, help="passes over the training set (recipe: 10)")
     p.add_argument("--batch-size", type=int, help="images per step (recipe)")
+    p.add_argument("--double-batch-from", type=int, metavar="EPOCH",
+                   help="from this epoch on, steps take twice --batch-size images; the schedule "
+                        "and --ema go by images seen (recipe of modern: 3; 0: never)")
     p.add_argument("--optimizer", choices=list_optimizers(), help="optimizer (recipe)")
     p.add_argument("--lr", type=float, help="(peak) learning rate (recipe)")
     p.add_argument("--schedule", choices=list_schedules(), help="learning-rate schedule (recipe)")
@@ -87,6 +90,7 @@ def run(args) -> int:
         data_dir=args.data_dir,
         epochs=args.epochs,
         batch_size=args.batch_size,
+        double_batch_from=args.double_batch_from,
         optimizer=args.optimizer,
         lr=args.lr,
         schedule=args.schedule,

@@ -61,6 +61,7 @@ class Recipe:
     precision: str = "auto"  # training precision (fastpath.py): auto, fp32 or bf16
     train_eval: bool = False  # the (train set) line from a full pass, not running averages
     ema: float = 0.0  # decay of a moving average of the weights, per step (0: none)
+    double_batch_from: int = 0  # from this epoch on, twice batch_size per step (0: never)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -37,6 +37,10 @@ class TrainConfig:
     # An exponential moving average of the weights, updated after every step with this
     # decay (0: none). When on, it is what is evaluated each epoch and saved.
     ema: float = 0.0
+    # From this epoch on, each step takes twice batch_size images (0: never): a batch-size
+    # ramp. The schedule and the weight average go by images seen, so they follow the same
+    # curve per epoch (see train.py).
+    double_batch_from: int = 0
     precision: str = "auto"  # auto: bf16 autocast for training where the CPU has native bf16
     out: str | None = None  # checkpoint path; None: keep in memory only
     progress: bool | None = None  # None: a bar only on a terminal
@@ -64,6 +68,11 @@ class TrainConfig:
             return None
         out = Path(self.out)
         return out.with_name(out.stem + ".metrics.jsonl")
+
+    def batch_size_at(self, epoch: int) -> int:
+        """Images per step in ``epoch`` (1-based)."""
+        doubled = 0 < self.double_batch_from <= epoch
+        return self.batch_size * (2 if doubled else 1)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -221,13 +221,17 @@ class _ExponentialAverage(AveragedModel):
     def _tensors(model: torch.nn.Module) -> list[torch.Tensor]:
         return [t.detach() for t in (*model.parameters(), *model.buffers())]
 
-    def update_parameters(self, model: torch.nn.Module) -> None:
+    def update_parameters(self, model: torch.nn.Module, steps: int = 1) -> None:
+        """Move the average towards ``model``; ``steps``: the number of steps this update
+        stands for (after a step of twice the batch, 2: the decay applies twice, so the
+        average spans the same number of images)."""
         cached = self._cached
         if cached is None or cached[2] is not model:
-            super().update_parameters(model)  # the first update copies the weights
+            for _ in range(steps):  # the first update copies the weights
+                super().update_parameters(model)
             mine, theirs = self._tensors(self.module), self._tensors(model)
             if all(t.is_floating_point() for t in mine):  # else: always AveragedModel's way
                 self._cached = (mine, theirs, model)
             return
-        torch._foreach_lerp_(cached[0], cached[1], 1 - self.decay)
-        self.n_averaged += 1
+        torch._foreach_lerp_(cached[0], cached[1], 1 - self.decay ** steps)
+        self.n_averaged += steps

@@ -63,6 +63,8 @@ def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print,
     """
     if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.lr <= 0:
         raise Lenet5Error("epochs, batch size and learning rate must be positive")
+    if cfg.double_batch_from < 0:
+        raise Lenet5Error(f"--double-batch-from takes an epoch (0: never), not {cfg.double_batch_from}")
     if not 0 <= float(cfg.distort) <= 1:
         raise Lenet5Error(f"--distort takes the share of images to distort, between 0 and 1, "
                           f"not {cfg.distort}")
@@ -87,7 +89,11 @@ def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print,
 
     train_split, val_split = split_validation(data.train, cfg.val_split, cfg.seed)
     watch_name, watch_split = ("val", val_split) if val_split is not None else ("test", data.test)
-    steps_per_epoch = math.ceil(ddp.shard_size(len(train_split)) / cfg.batch_size)
+    shard = ddp.shard_size(len(train_split))  # this process's images per epoch
+    # The schedule and the weight average count steps of cfg.batch_size images; a step of a
+    # doubled batch (--double-batch-from) advances them by two, so the learning rate and the
+    # average's horizon follow the same curve per image as without the ramp.
+    steps_per_epoch = math.ceil(shard / cfg.batch_size)
     optimizer = build_optimizer(cfg.optimizer, model.parameters(), lr=cfg.lr,
                                 weight_decay=cfg.weight_decay, momentum=cfg.momentum,
                                 **cfg.optimizer_args)
@@ -118,14 +124,16 @@ def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print,
         started = time.perf_counter()
         model.train()
         perm = ddp.shard(torch.randperm(len(train_split), generator=shuffle))
+        batch_size = cfg.batch_size_at(epoch)
+        counted = 0  # steps of cfg.batch_size images this epoch so far
         if hasattr(optimizer, "prepare_epoch"):  # e.g. SDLM: estimate curvature on samples
             optimizer.prepare_epoch(model, loss_fn, lambda n, p=perm: batch(
                 p[torch.randperm(len(p), generator=curvature)[:n]]))
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{cfg.epochs}", leave=False,
+        bar = tqdm(range(math.ceil(shard / batch_size)), desc=f"epoch {epoch}/{cfg.epochs}", leave=False,
                    disable=None if cfg.progress is None else not cfg.progress, unit="batch")
         seen_loss, seen_correct, seen = torch.zeros((), device=device), torch.zeros((), device=device), 0
         for step in bar:
-            idx = perm[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+            idx = perm[step * batch_size:(step + 1) * batch_size]
             x, y = batch(idx)
             if cfg.distort:
                 x = distort(x, distortions, distortion)
@@ -139,10 +147,13 @@ def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print,
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            counts = math.ceil(min((step + 1) * batch_size, shard) / cfg.batch_size) - counted
+            counted += counts
             if average is not None:
-                average.update_parameters(net)
+                average.update_parameters(net, steps=counts)
             if schedule is not None:
-                schedule.step()
+                for _ in range(counts):
+                    schedule.step()
             if step % 50 == 0:
                 bar.set_postfix(loss=f"{loss.item():.4f}")
         train_seconds = time.perf_counter() - started
@@ -155,7 +166,7 @@ def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print,
         watch_m = measure(watch_split)
         log(format_metrics("train", train_m, epoch))
         log(format_metrics(watch_name, watch_m, epoch))
-        record = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"],
+        record = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "batch_size": batch_size,
                   "train_seconds": round(train_seconds, 3),
                   "train": train_m.to_dict(), watch_name: watch_m.to_dict()}
         result.history.append(record)
