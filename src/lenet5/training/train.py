@@ -125,7 +125,6 @@ def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print,
         model.train()
         perm = ddp.shard(torch.randperm(len(train_split), generator=shuffle))
         batch_size = cfg.batch_size_at(epoch)
-        counted = 0  # steps of cfg.batch_size images this epoch so far
         if hasattr(optimizer, "prepare_epoch"):  # e.g. SDLM: estimate curvature on samples
             optimizer.prepare_epoch(model, loss_fn, lambda n, p=perm: batch(
                 p[torch.randperm(len(p), generator=curvature)[:n]]))
@@ -147,8 +146,10 @@ def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print,
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            counts = math.ceil(min((step + 1) * batch_size, shard) / cfg.batch_size) - counted
-            counted += counts
+            # in steps of cfg.batch_size images: 2 for a doubled batch (1 for the epoch's
+            # last, when it holds no more than cfg.batch_size)
+            counts = (math.ceil(min((step + 1) * batch_size, shard) / cfg.batch_size)
+                      - step * batch_size // cfg.batch_size)
             if average is not None:
                 average.update_parameters(net, steps=counts)
             if schedule is not None:
