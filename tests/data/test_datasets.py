@@ -39,7 +39,7 @@ def tiny_spec(monkeypatch):
     def make(base, **changes):
         fields = {"name": f"tiny-{base.name}", "sha256": {}, "gz_md5": {}, "sizes": {}, **changes}
         spec = dataclasses.replace(base, **fields)
-        monkeypatch.setitem(registry._DATASETS, spec.name, spec)
+        monkeypatch.setitem(registry.DATASETS._entries, spec.name, spec)
         return spec
     return make
 

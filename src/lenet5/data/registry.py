@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..errors import Lenet5Error
+from ..registry import Registry
 
 SPLITS = ("train", "test")
 IMAGE_FOLDER = "imagefolder"  # not a registered dataset: the user's own folders (folder.py)
@@ -63,25 +63,19 @@ class DatasetSpec:
         return file_name in self.sha256
 
 
-_DATASETS: dict[str, DatasetSpec] = {}
+DATASETS: Registry[DatasetSpec] = Registry("dataset")
 
 
 def register_dataset(spec: DatasetSpec) -> DatasetSpec:
-    _DATASETS[spec.name] = spec
-    return spec
+    return DATASETS.add(spec.name, spec)
 
 
 def list_datasets() -> list[str]:
-    return sorted(_DATASETS)
+    return DATASETS.names()
 
 
 def get_dataset_spec(name: str) -> DatasetSpec:
-    try:
-        return _DATASETS[name]
-    except KeyError:
-        raise Lenet5Error(
-            f"unknown dataset {name!r}; known datasets: {', '.join(list_datasets())}"
-        ) from None
+    return DATASETS.get(name)
 
 
 _MNIST_FILES = {

@@ -21,6 +21,7 @@ from typing import Any
 from torch import nn
 
 from ..errors import Lenet5Error
+from ..registry import Registry
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ class ModelEntry:
     recipe: Recipe
 
 
-_REGISTRY: dict[str, ModelEntry] = {}
+MODELS: Registry[ModelEntry] = Registry("model")
 
 
 def register_model(
@@ -90,17 +91,15 @@ def register_model(
     """Decorator: register ``fn(num_classes=..., in_channels=..., **kwargs) -> nn.Module``."""
 
     def decorator(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        if name in _REGISTRY:
-            raise ValueError(f"model {name!r} is registered twice")
         doc = (fn.__doc__ or "").strip().splitlines()
-        _REGISTRY[name] = ModelEntry(
+        MODELS.add(name, ModelEntry(
             name=name,
             fn=fn,
             description=doc[0] if doc else "",
             input_size=input_size,
             preprocess=preprocess or Preprocess(),
             recipe=recipe or Recipe(),
-        )
+        ))
         return fn
 
     return decorator
@@ -108,16 +107,11 @@ def register_model(
 
 def list_models() -> list[str]:
     """Names of every registered model, sorted."""
-    return sorted(_REGISTRY)
+    return MODELS.names()
 
 
 def get_model_entry(name: str) -> ModelEntry:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise Lenet5Error(
-            f"unknown model {name!r}; known models: {', '.join(list_models())}"
-        ) from None
+    return MODELS.get(name)
 
 
 def create_model(name: str, **kwargs: Any) -> nn.Module:

@@ -9,20 +9,15 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import Lenet5Error
+from ..registry import Registry
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-_LOSSES: dict[str, Callable[..., LossFn]] = {}
-
-
-def register_loss(name: str):
-    def decorator(factory: Callable[..., LossFn]) -> Callable[..., LossFn]:
-        _LOSSES[name] = factory
-        return factory
-    return decorator
+LOSSES: Registry[Callable[..., LossFn]] = Registry("loss", "losses")
+register_loss = LOSSES.register
 
 
 def list_losses() -> list[str]:
-    return sorted(_LOSSES)
+    return LOSSES.names()
 
 
 def build_loss(name: str, **kwargs: Any) -> LossFn:
@@ -31,10 +26,9 @@ def build_loss(name: str, **kwargs: Any) -> LossFn:
     A loss whose options only shape training (label smoothing) carries the loss to report
     as ``fn.evaluation``; :func:`reported_loss` picks it.
     """
-    if name not in _LOSSES:
-        raise Lenet5Error(f"unknown loss {name!r}; known losses: {', '.join(list_losses())}")
+    factory = LOSSES.get(name)
     try:
-        return _LOSSES[name](**kwargs)
+        return factory(**kwargs)
     except (TypeError, ValueError) as e:
         raise Lenet5Error(f"loss {name!r}: {e}") from None
 

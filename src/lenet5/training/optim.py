@@ -10,41 +10,29 @@ from torch.optim.lr_scheduler import LRScheduler
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..errors import Lenet5Error
+from ..registry import Registry
 from .sdlm import SDLM
 
-_OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {}
-_SCHEDULES: dict[str, Callable[..., LRScheduler | None]] = {}
-
-
-def register_optimizer(name: str):
-    def decorator(fn):
-        _OPTIMIZERS[name] = fn
-        return fn
-    return decorator
-
-
-def register_schedule(name: str):
-    def decorator(fn):
-        _SCHEDULES[name] = fn
-        return fn
-    return decorator
+OPTIMIZERS: Registry[Callable[..., torch.optim.Optimizer]] = Registry("optimizer")
+SCHEDULES: Registry[Callable[..., LRScheduler | None]] = Registry("schedule")
+register_optimizer = OPTIMIZERS.register
+register_schedule = SCHEDULES.register
 
 
 def list_optimizers() -> list[str]:
-    return sorted(_OPTIMIZERS)
+    return OPTIMIZERS.names()
 
 
 def list_schedules() -> list[str]:
-    return sorted(_SCHEDULES)
+    return SCHEDULES.names()
 
 
 def build_optimizer(name: str, params: Iterable[torch.nn.Parameter], lr: float,
                     weight_decay: float = 0.0, momentum: float = 0.9,
                     **kwargs) -> torch.optim.Optimizer:
-    if name not in _OPTIMIZERS:
-        raise Lenet5Error(f"unknown optimizer {name!r}; known: {', '.join(list_optimizers())}")
+    factory = OPTIMIZERS.get(name)
     try:
-        return _OPTIMIZERS[name](params, lr=lr, weight_decay=weight_decay, momentum=momentum,
+        return factory(params, lr=lr, weight_decay=weight_decay, momentum=momentum,
                                  **kwargs)
     except (TypeError, ValueError) as e:
         raise Lenet5Error(f"optimizer {name!r}: {e}") from None
@@ -53,9 +41,7 @@ def build_optimizer(name: str, params: Iterable[torch.nn.Parameter], lr: float,
 def build_schedule(name: str, optimizer: torch.optim.Optimizer, epochs: int,
                    steps_per_epoch: int) -> LRScheduler | None:
     """A scheduler stepped once per batch (or None for a constant learning rate)."""
-    if name not in _SCHEDULES:
-        raise Lenet5Error(f"unknown schedule {name!r}; known: {', '.join(list_schedules())}")
-    return _SCHEDULES[name](optimizer, epochs, steps_per_epoch)
+    return SCHEDULES.get(name)(optimizer, epochs, steps_per_epoch)
 
 
 @register_optimizer("sgd")
