@@ -1,0 +1,229 @@
+"""From a photo or scan of handwriting to ink, and from ink to MNIST digits.
+
+Reusable stages, each a plain function on numpy arrays:
+
+1. :func:`ink_map`: grey levels -> ink strength per pixel (0 = paper, 1 = black ink). The
+   paper's own brightness is estimated locally and divided out, so uneven light,
+   vignetting and shadow edges cancel; light ink on dark is turned round first. Also the
+   binary :attr:`InkMap.mask` of confident ink, the lines of ruled or squared paper taken
+   out of it.
+2. :func:`find_blobs` / :func:`pick_digit`: the connected pieces of ink and their
+   statistics; the digit's pieces: the main one and those near it (a ``5``'s hat, a
+   broken stroke), not specks, lines, shadows or the sheet's edge.
+3. :func:`crop_ink` then :func:`mnist_normalize`: the digit's ink cut out and made into
+   an MNIST digit: the longer side scaled to 20 px keeping the aspect ratio
+   (anti-aliased), pasted into 28x28 with its centre of mass at the centre.
+
+:func:`read_digit` runs them for an image of one digit, twice: once on the whole image,
+reduced, to find the digit; then on the digit's neighbourhood at up to ``digit_side`` px,
+the paper window scaled to the digit, to read it. A reader of several digits on a line
+can do the same with its own grouping of blobs between stages 2 and 3.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+from ..errors import Lenet5Error
+from .ink import (
+    DEFAULT,
+    InkMap,
+    PhotoConfig,
+    closing,
+    even_paper,
+    grey_image,
+    grey_levels,
+    ink_map,
+    is_light_on_dark,
+    paper_level,
+    remove_lines,
+)
+
+__all__ = ["DEFAULT", "FIELD", "INK_BOX", "Blob", "InkMap", "PhotoConfig", "bounding_box",
+           "closing", "crop_ink", "even_paper", "find_blobs", "grey_image", "grey_levels",
+           "ink_map", "is_light_on_dark", "looks_written", "mnist_normalize", "paper_level",
+           "pick_digit", "read_digit", "remove_lines"]
+
+INK_BOX = 20  # MNIST: the digit fits a 20x20 box ...
+FIELD = 28  # ... centred by mass in a 28x28 field
+Box = tuple[slice, slice]  # (rows, columns), as numpy indexes and ndimage.find_objects give
+
+
+@dataclass(frozen=True)
+class Blob:
+    """A connected piece of ink: ``label`` in the label image, its box, pixel count,
+    summed ink, and how many of its pixels lie on the image's outermost rows and columns."""
+
+    label: int
+    box: Box
+    area: int
+    mass: float
+    contact: int
+
+    @property
+    def side(self) -> int:
+        return max(self.box[0].stop - self.box[0].start, self.box[1].stop - self.box[1].start)
+
+    @property
+    def edge(self) -> bool:
+        """It touches the image's edge."""
+        return self.contact > 0
+
+    @property
+    def hugs_edge(self) -> bool:
+        """It runs along the image's edge for longer than three of its own widths (its
+        area over its length): the sheet's edge, a table or a shadow, not a stroke."""
+        return self.contact > 3 * self.area / self.side
+
+
+def find_blobs(mask: np.ndarray, ink: np.ndarray) -> tuple[np.ndarray, list[Blob]]:
+    """Stage 2a: the mask's 8-connected pieces: the label image and one Blob each."""
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
+    if n == 0:
+        return labels, []
+    areas = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+    masses = np.bincount(labels.ravel(), weights=ink.ravel(), minlength=n + 1)[1:]
+    frame = np.concatenate([labels[0], labels[-1], labels[1:-1, 0], labels[1:-1, -1]])
+    contact = np.bincount(frame, minlength=n + 1)
+    blobs = [Blob(i + 1, box, int(areas[i]), float(masses[i]), int(contact[i + 1]))
+             for i, box in enumerate(ndimage.find_objects(labels))]
+    return labels, blobs
+
+
+def _gap(a: tuple[slice, slice], b: tuple[slice, slice]) -> int:
+    """Pixels between two boxes (0 when they overlap)."""
+    dy = max(0, a[0].start - b[0].stop, b[0].start - a[0].stop)
+    dx = max(0, a[1].start - b[1].stop, b[1].start - a[1].stop)
+    return max(dy, dx)
+
+
+def _union(a: tuple[slice, slice], b: tuple[slice, slice]) -> tuple[slice, slice]:
+    return (slice(min(a[0].start, b[0].start), max(a[0].stop, b[0].stop)),
+            slice(min(a[1].start, b[1].start), max(a[1].stop, b[1].stop)))
+
+
+def pick_digit(blobs: list[Blob], cfg: PhotoConfig = DEFAULT, within: Box | None = None
+               ) -> list[Blob]:
+    """Stage 2b: the blobs of the digit, main one first. Blobs hugging the image's edge
+    are left out unless nothing else of size is left. The main one has the most ink (one
+    touching the image's edge counting a quarter: a cut-off neighbour), among those that
+    overlap ``within`` if given; then, largest first, every blob with ``min_blob`` of its
+    ink or more within ``near`` of the digit's size of the digit's box so far."""
+    inner = [b for b in blobs if not b.hugs_edge]
+    if inner and max(b.mass for b in inner) >= 0.05 * max(b.mass for b in blobs):
+        blobs = inner  # a tightly cropped digit may run along the edge: only then keep those
+    if within is not None:
+        blobs = [b for b in blobs if _gap(b.box, within) == 0] or blobs
+    if not blobs:
+        return []
+    main = max(blobs, key=lambda b: b.mass * (0.25 if b.edge else 1.0))
+    chosen, box = [main], main.box
+    for b in sorted(blobs, key=lambda b: -b.mass):
+        if b is main or b.mass < cfg.min_blob * main.mass:
+            continue
+        if _gap(box, b.box) <= cfg.near * _side(box):
+            chosen.append(b)
+            box = _union(box, b.box)
+    return chosen
+
+
+def _side(box: Box) -> int:
+    return max(box[0].stop - box[0].start, box[1].stop - box[1].start)
+
+
+def bounding_box(blobs: list[Blob]) -> Box:
+    """The box around all the blobs."""
+    box = blobs[0].box
+    for b in blobs[1:]:
+        box = _union(box, b.box)
+    return box
+
+
+def looks_written(labels: np.ndarray, blobs: list[Blob], min_side: int = 8,
+                  min_width: float = 0.035) -> bool:
+    """Whether the blobs can be writing: at least ``min_side`` px across, and their strokes
+    (twice their area over their outline) at least ``min_width`` of that: not a grid
+    crossing's dot nor what is left of a line."""
+    box = bounding_box(blobs)
+    if _side(box) < min_side:
+        return False
+    own = np.isin(labels[box], [b.label for b in blobs])
+    outline = np.count_nonzero(own & ~ndimage.binary_erosion(own))
+    return 2 * np.count_nonzero(own) / max(outline, 1) >= min_width * _side(box)
+
+
+def crop_ink(imap: InkMap, labels: np.ndarray, blobs: list[Blob], cfg: PhotoConfig = DEFAULT,
+             grow: int = 2) -> np.ndarray:
+    """Stage 3a: the blobs' ink cut to their box, float32 0..1: 1 from the blobs' typical
+    stroke level up, 0 below ``faint`` of it (a line's stub, a halo). Ink of other blobs,
+    lines and paper in the box is zeroed; the blobs' soft edges (``grow`` px around their
+    mask) are kept."""
+    box = bounding_box(blobs)
+    h, w = labels.shape
+    box = (slice(max(0, box[0].start - grow), min(h, box[0].stop + grow)),
+           slice(max(0, box[1].start - grow), min(w, box[1].stop + grow)))
+    own = np.isin(labels[box], [b.label for b in blobs])
+    near = ndimage.binary_dilation(own, iterations=grow) if grow else own
+    ink = imap.ink[box] * near
+    full = max(float(np.quantile(ink[own], 0.75)) if own.any() else 1.0, 1e-3)
+    return np.clip((ink / full - cfg.faint) / (1 - cfg.faint), 0, 1).astype(np.float32)
+
+
+def mnist_normalize(ink: np.ndarray, floor: float = 0.15) -> np.ndarray:
+    """Stage 3b: a 28x28 uint8 MNIST digit (ink 255 on 0) from an ink crop (float 0..1).
+
+    As MNIST was made: ink below ``floor`` dropped, cut to the ink's box, the longer side
+    scaled to 20 px keeping the aspect ratio (anti-aliased), pasted into 28x28 so that the
+    centre of mass lands on the centre (14, 14).
+    """
+    ink = np.where(ink >= floor, ink, 0).astype(np.float32)
+    rows, cols = np.nonzero(ink)
+    if rows.size == 0:
+        raise Lenet5Error("no ink to normalize")
+    ink = ink[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+    h, w = ink.shape
+    scale = INK_BOX / max(h, w)
+    new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
+    box = Image.fromarray(ink).resize(
+        (new_w, new_h), Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.BICUBIC)
+    digit = np.clip(np.asarray(box), 0, 1)
+    field = np.zeros((FIELD, FIELD), dtype=np.float32)
+    total = digit.sum()
+    cy, cx = ((np.indices(digit.shape) * digit).sum(axis=(1, 2)) / total) if total > 0 else (
+        (new_h - 1) / 2, (new_w - 1) / 2)
+    top = min(max(int(round(FIELD / 2 - cy)), 0), FIELD - new_h)  # MNIST's centres of mass
+    left = min(max(int(round(FIELD / 2 - cx)), 0), FIELD - new_w)  # sit at (14.0, 14.0)
+    field[top:top + new_h, left:left + new_w] = digit
+    return np.round(field * 255).astype(np.uint8)
+
+def read_digit(img: Image.Image, name: str = "image", cfg: PhotoConfig = DEFAULT) -> np.ndarray:
+    """All stages: a 28x28 uint8 MNIST-style digit (ink 255 on 0) from an image of one
+    digit. Raises ``Lenet5Error`` (one line, starting with ``name``) when there is no ink."""
+    grey = grey_image(img)
+    work, scale = grey_levels(grey, cfg.work_side)
+    found = ink_map(work, cfg.find_window * min(work.shape), cfg, name=name)
+    labels, blobs = find_blobs(found.mask, found.ink)
+    digit = pick_digit(blobs, cfg)
+    if not digit or not looks_written(labels, digit):
+        raise Lenet5Error(f"{name}: no ink found (nothing stands out from the background)")
+    # read it again from the full image: its neighbourhood, at up to digit_side px
+    box = bounding_box(digit)
+    pad = cfg.margin * _side(box)
+    region = (max(0, int((box[1].start - pad) / scale)), max(0, int((box[0].start - pad) / scale)),
+              min(grey.width, int(np.ceil((box[1].stop + pad) / scale))),
+              min(grey.height, int(np.ceil((box[0].stop + pad) / scale))))
+    side = _side(box) / scale  # the digit's longer side in image px
+    near, r = grey_levels(grey, max(1, round(cfg.digit_side * max(region[2] - region[0],
+                                                                    region[3] - region[1]) / side)), region)
+    within = tuple(slice(max(0, int((b.start / scale - o) * r)), int(np.ceil((b.stop / scale - o) * r)))
+                   for b, o in zip(box, (region[1], region[0])))
+    imap = ink_map(near, cfg.digit_window * side * r, cfg, found.inverted, name)
+    labels, blobs = find_blobs(imap.mask, imap.ink)
+    digit = pick_digit(blobs, cfg, within)
+    if not digit:
+        raise Lenet5Error(f"{name}: no ink found (nothing stands out from the background)")
+    return mnist_normalize(crop_ink(imap, labels, digit, cfg))
