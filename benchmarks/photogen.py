@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFilter
 from scipy import ndimage
 
 WHITE = (1.0, 1.0, 1.0)
@@ -113,35 +113,38 @@ def _disk(r: int) -> np.ndarray:
 def sheet(digit: np.ndarray, s: Scene, rng: np.random.Generator) -> np.ndarray:
     """Reflectance (h, w, 3) of the sheet with the digit on it."""
     w, h = s.sheet
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-    refl = np.empty((h, w, 3), np.float32)
-    refl[:] = s.paper
-    if s.grain:
-        refl *= (1 + s.grain * _field(h, w, rng, 3.0))[..., None]
+    ys, xs = np.ogrid[0:h, 0:w]
+    ys, xs = ys.astype(np.float32), xs.astype(np.float32)
+    base = 1 + s.grain * _field(h, w, rng, 3.0) if s.grain else np.ones((h, w), np.float32)
     spacing = s.line_spacing * s.digit_side
-    cover = np.zeros((h, w), np.float32)
+    cover = None
     if s.lines in ("ruled", "squared", "mm"):
         off = rng.uniform(0, spacing)
         cover = _line_family(ys, xs, s.line_angle, spacing, s.line_width, off)
         if s.lines in ("squared", "mm"):
-            cover = np.maximum(cover, _line_family(ys, xs, s.line_angle + 90, spacing, s.line_width,
-                                                   rng.uniform(0, spacing)))
+            np.maximum(cover, _line_family(ys, xs, s.line_angle + 90, spacing, s.line_width,
+                                           rng.uniform(0, spacing)), out=cover)
         if s.lines == "mm":  # every fifth line thicker
             for a in (s.line_angle, s.line_angle + 90):
-                cover = np.maximum(cover, _line_family(ys, xs, a, 5 * spacing, 2 * s.line_width,
-                                                       off if a == s.line_angle else 0))
-    refl *= 1 - cover[..., None] * (1 - np.asarray(s.line_rgb, np.float32))
+                np.maximum(cover, _line_family(ys, xs, a, 5 * spacing, 2 * s.line_width,
+                                               off if a == s.line_angle else 0), out=cover)
+    margin = None
     if s.margin:
-        x0 = rng.uniform(0.05, 0.2) * w
-        m = np.clip(s.line_width + 0.5 - np.abs(xs - x0), 0, 1)
-        refl *= 1 - m[..., None] * (1 - np.array([0.9, 0.35, 0.4], np.float32))
-    if s.specks:
-        for _ in range(s.specks):
-            cy, cx, r = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(0.5, 2.5)
-            y0, y1 = int(max(0, cy - 4)), int(min(h, cy + 5))
-            x0_, x1 = int(max(0, cx - 4)), int(min(w, cx + 5))
-            dd = np.hypot(ys[y0:y1, x0_:x1] - cy, xs[y0:y1, x0_:x1] - cx)
-            refl[y0:y1, x0_:x1] *= (1 - 0.7 * np.clip(r + 0.5 - dd, 0, 1))[..., None]
+        margin = np.clip(s.line_width + 0.5 - np.abs(xs - rng.uniform(0.05, 0.2) * w), 0, 1)
+    refl = np.empty((h, w, 3), np.float32)
+    for c in range(3):
+        ch = refl[..., c]
+        np.multiply(base, s.paper[c], out=ch)
+        if cover is not None:
+            ch *= 1 - cover * (1 - s.line_rgb[c])
+        if margin is not None:
+            ch *= 1 - margin * (1 - (0.9, 0.35, 0.4)[c])
+    for _ in range(s.specks):
+        cy, cx, r = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(0.5, 2.5)
+        y0, y1 = int(max(0, cy - 4)), int(min(h, cy + 5))
+        x0, x1 = int(max(0, cx - 4)), int(min(w, cx + 5))
+        dd = np.hypot(ys[y0:y1] - cy, xs[:, x0:x1] - cx)
+        refl[y0:y1, x0:x1] *= (1 - 0.7 * np.clip(r + 0.5 - dd, 0, 1))[..., None]
     a = ink_alpha(digit, s)
     ah, aw = a.shape
     top = int(round(s.at[1] * (h - ah))) if h > ah else 0
@@ -162,22 +165,19 @@ def sheet(digit: np.ndarray, s: Scene, rng: np.random.Generator) -> np.ndarray:
             if k <= 0:
                 continue
             dark = np.array([0.25, 0.17, 0.1], np.float32) * (1 + 0.2 * rng.standard_normal())
-            if side == 0:
-                refl[:k] = dark
-            elif side == 1:
-                refl[h - k:] = dark
-            elif side == 2:
-                refl[:, :k] = dark
-            else:
-                refl[:, w - k:] = dark
+            where = [np.s_[:k], np.s_[h - k:], np.s_[:, :k], np.s_[:, w - k:]][side]
+            refl[where] = dark
     return refl
 
 
 def lighting(s: Scene, rng: np.random.Generator) -> np.ndarray:
-    """The light falling on each pixel (h, w), multiplicative."""
+    """The light falling on each pixel (h, w), multiplicative. The smooth parts are drawn
+    at a quarter of the resolution and enlarged; a shadow's edge at full resolution."""
     w, h = s.sheet
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-    light = np.full((h, w), s.light, np.float32)
+    q = 4
+    ys, xs = np.ogrid[0:h:q, 0:w:q]
+    ys, xs = ys.astype(np.float32), xs.astype(np.float32)
+    light = np.full((ys.shape[0], xs.shape[1]), s.light, np.float32)
     if s.gradient:
         t = rng.uniform(0, 2 * np.pi)
         ramp = xs * np.cos(t) + ys * np.sin(t)
@@ -187,14 +187,6 @@ def lighting(s: Scene, rng: np.random.Generator) -> np.ndarray:
         cy, cx = h * rng.uniform(0.3, 0.7), w * rng.uniform(0.3, 0.7)
         r2 = ((ys - cy) / h) ** 2 + ((xs - cx) / w) ** 2
         light *= 1 - s.vignette * np.clip(r2 / r2.max(), 0, 1)
-    if s.shadow:
-        t = rng.uniform(0, 2 * np.pi)
-        # the edge passes near the digit's place half the time, anywhere otherwise
-        py, px = (s.at[1] * h, s.at[0] * w) if rng.random() < 0.5 else (rng.uniform(0, h),
-                                                                            rng.uniform(0, w))
-        dist = (xs - px) * np.cos(t) + (ys - py) * np.sin(t)
-        soft = max(0.5, s.shadow_soft * s.digit_side)
-        light *= 1 - s.shadow / (1 + np.exp(-np.clip(dist / soft, -30, 30)))
     if s.blob:
         cy, cx = rng.uniform(0, h), rng.uniform(0, w)
         rad = rng.uniform(0.3, 0.8) * max(h, w)
@@ -203,64 +195,90 @@ def lighting(s: Scene, rng: np.random.Generator) -> np.ndarray:
         cy, cx = rng.uniform(0, h), rng.uniform(0, w)
         rad = rng.uniform(0.2, 0.5) * max(h, w)
         light *= 1 + s.hotspot * np.exp(-(((ys - cy) ** 2 + (xs - cx) ** 2) / (2 * rad ** 2)))
+    light = np.asarray(Image.fromarray(light).resize((w, h), Image.Resampling.BILINEAR))
+    if s.shadow:
+        ys, xs = np.ogrid[0:h, 0:w]
+        t = rng.uniform(0, 2 * np.pi)
+        # the edge passes near the digit's place half the time, anywhere otherwise
+        py, px = (s.at[1] * h, s.at[0] * w) if rng.random() < 0.5 else (rng.uniform(0, h),
+                                                                            rng.uniform(0, w))
+        dist = ((xs - px) * np.cos(t)).astype(np.float32) + ((ys - py) * np.sin(t)).astype(np.float32)
+        soft = max(0.5, s.shadow_soft * s.digit_side)
+        light = light * (1 - s.shadow / (1 + np.exp(-np.clip(dist / soft, -30, 30))))
     return light
 
 
 def camera(img: np.ndarray, s: Scene, rng: np.random.Generator) -> Image.Image:
-    """Linear RGB 0..1 (h, w, 3) through lens, sensor and file: the photo as decoded."""
+    """Linear RGB 0..1 (h, w, 3) through lens and sensor: the picture before it is saved."""
+    photo = Image.fromarray(np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8))
     if s.blur:
-        img = ndimage.gaussian_filter(img, (s.blur, s.blur, 0))
+        photo = photo.filter(ImageFilter.GaussianBlur(s.blur))
     if s.motion:
         t = rng.uniform(0, np.pi)
         k = np.zeros((s.motion | 1, s.motion | 1), np.float32)
         c = k.shape[0] // 2
         for i in np.linspace(-c, c, 4 * c + 1):
             k[int(round(c + i * np.sin(t))), int(round(c + i * np.cos(t)))] = 1
-        img = np.stack([ndimage.convolve(img[..., i], k / k.sum()) for i in range(3)], -1)
-    v = img * 255.0
-    if s.shot:
-        v = v + rng.standard_normal(v.shape, np.float32) * s.shot * np.sqrt(np.clip(v, 0, None))
-    if s.noise:
-        v = v + rng.standard_normal(v.shape, np.float32) * s.noise
-    photo = Image.fromarray(np.clip(np.round(v), 0, 255).astype(np.uint8))
+        v = np.asarray(photo, np.float32)
+        photo = Image.fromarray(np.clip(np.stack([ndimage.convolve(v[..., i], k / k.sum())
+                                                  for i in range(3)], -1) + 0.5, 0, 255).astype(np.uint8))
+    if s.shot or s.noise:
+        v = np.asarray(photo, np.float32)
+        sd = s.noise + (s.shot * np.sqrt(v) if s.shot else 0)
+        v = v + rng.standard_normal(v.shape, np.float32) * sd
+        photo = Image.fromarray(np.clip(v + 0.5, 0, 255).astype(np.uint8))
     if s.perspective:
         w, h = photo.size
         d = s.perspective
-        quad = [(rng.uniform(0, d) * w, rng.uniform(0, d) * h), (rng.uniform(0, d) * w, h - rng.uniform(0, d) * h),
-                (w - rng.uniform(0, d) * w, h - rng.uniform(0, d) * h), (w - rng.uniform(0, d) * w, rng.uniform(0, d) * h)]
+        quad = [(rng.uniform(0, d) * w, rng.uniform(0, d) * h),
+                (rng.uniform(0, d) * w, h - rng.uniform(0, d) * h),
+                (w - rng.uniform(0, d) * w, h - rng.uniform(0, d) * h),
+                (w - rng.uniform(0, d) * w, rng.uniform(0, d) * h)]
         photo = photo.transform((w, h), Image.Transform.QUAD, [c for p in quad for c in p],
                                 Image.Resampling.BILINEAR, fillcolor=(20, 20, 20))
-    if s.grey:
-        photo = photo.convert("L")
-    return Image.open(io.BytesIO(encode(photo, s.fmt, s.quality)))
+    return photo.convert("L") if s.grey else photo
 
 
 def encode(img: Image.Image, fmt: str, quality: int = 90) -> bytes:
     buf = io.BytesIO()
-    img.save(buf, format=fmt, **({"quality": quality} if fmt in ("JPEG", "WEBP") else {"compress_level": 1}))
+    if fmt in ("JPEG", "WEBP"):
+        img.save(buf, format=fmt, quality=quality)
+    else:
+        img.save(buf, format=fmt, **({"compress_level": 1} if fmt == "PNG" else {}))
     return buf.getvalue()
 
 
-def render(digit: np.ndarray, scene: Scene) -> Image.Image:
-    """The photo of a 28x28 uint8 MNIST digit (ink 255 on 0) in this scene."""
+def photo_file(digit: np.ndarray, scene: Scene) -> bytes:
+    """The photo of a 28x28 uint8 MNIST digit (ink 255 on 0) in this scene, as the file
+    a phone would send (``scene.fmt``)."""
     rng = np.random.default_rng(scene.seed)
-    refl = sheet(digit, scene, rng)
+    img = sheet(digit, scene, rng)
     light = lighting(scene, rng)
-    img = refl * light[..., None] * np.asarray(scene.tint, np.float32)
-    return camera(img, scene, rng)
+    for c in range(3):
+        img[..., c] *= light * scene.tint[c]
+    return encode(camera(img, scene, rng), scene.fmt, scene.quality)
+
+
+def render(digit: np.ndarray, scene: Scene) -> Image.Image:
+    """``photo_file`` decoded."""
+    img = Image.open(io.BytesIO(photo_file(digit, scene)))
+    img.load()
+    return img
 
 
 # ---- the conditions: how each draws its scenes ----------------------------------------
 
 
-def _base(rng: np.random.Generator, side=(70, 360), sheet_factor=(1.6, 4.0), long=2000) -> Scene:
-    """An evenly lit sheet of white paper, black pen, a modest camera: what others vary."""
-    side_px = int(rng.integers(*side))
-    w = int(min(long, side_px * rng.uniform(*sheet_factor)))
-    h = int(min(long, max(side_px + 8, w * rng.uniform(0.6, 1.0))))
-    w = max(w, side_px + 8)
-    fmt = "JPEG" if rng.random() < 0.6 else "PNG"
-    return Scene(sheet=(w, h), digit_side=side_px, at=(rng.random(), rng.random()),
+def _base(rng: np.random.Generator, long=(640, 2000), digit=(0.08, 0.45), side=None) -> Scene:
+    """An evenly lit sheet of white paper, black pen, a modest camera: what others vary.
+    The photo's longer side is drawn from ``long`` (log-uniform), the digit's field from
+    ``digit`` of the shorter side, or ``side`` px."""
+    long_px = int(np.exp(rng.uniform(np.log(long[0]), np.log(long[1]))))
+    short_px = int(long_px * rng.uniform(0.6, 1.0))
+    w, h = (long_px, short_px) if rng.random() < 0.5 else (short_px, long_px)
+    side_px = int(rng.integers(*side)) if side else int(short_px * rng.uniform(*digit))
+    fmt = "JPEG" if rng.random() < 0.75 else "PNG"
+    return Scene(sheet=(w, h), digit_side=max(28, side_px), at=(rng.random(), rng.random()),
                  angle=float(rng.uniform(-4, 4)), paper=tuple(rng.uniform(0.85, 1.0, 3).clip(
                      max=1.0)) if rng.random() < 0.3 else (0.95,) * 3,
                  grain=float(rng.uniform(0, 0.02)), light=float(rng.uniform(0.8, 1.0)),
@@ -344,8 +362,8 @@ CONDITIONS = [
     Condition("noise-jpeg", "sensor noise and JPEG at quality 20-60",
               lambda r: replace(_uneven(_base(r), r), noise=float(r.uniform(4, 12)), shot=float(r.uniform(0, 1.0)),
                                 fmt="JPEG", quality=int(r.integers(20, 61)))),
-    Condition("small", "a small digit (the field 36-80 px) on a big sheet, uneven light",
-              lambda r: _uneven(_base(r, side=(36, 80), sheet_factor=(6, 20)), r)),
+    Condition("small", "a small digit (its 28x28 field 36-80 px) on a big sheet, uneven light",
+              lambda r: _uneven(_base(r, long=(1200, 2000), side=(36, 80)), r)),
     Condition("phone", "all of the above drawn at random together", _phone),
     # held out: written with the rest, run only once the preprocessing was settled
     Condition("chalkboard", "white chalk on a dark green or black board, uneven light",
@@ -384,3 +402,16 @@ def scene(condition: Condition, index: int, seed: int = 0) -> Scene:
     """The scene of the ``index``-th photo of a condition: the same for the same
     (condition, index, seed), whatever else is drawn."""
     return condition.draw(np.random.default_rng([seed, sum(map(ord, condition.name)), index]))
+
+
+def shrink(s: Scene, long: int) -> Scene:
+    """The scene with the photo's longer side at most ``long`` px, everything scaled with
+    it (the digit's field no smaller than 28 px): a cheaper photo of the same kind."""
+    f = min(1.0, long / max(s.sheet))
+    if f == 1.0:
+        return s
+    side = max(28, round(s.digit_side * f))
+    w, h = max(side + 2, round(s.sheet[0] * f)), max(side + 2, round(s.sheet[1] * f))
+    return replace(s, sheet=(w, h), digit_side=side, line_width=max(1.0, s.line_width * f),
+                   stroke=int(round(s.stroke * f)))
+

@@ -107,21 +107,30 @@ def even_paper(grey: np.ndarray, cfg: PhotoConfig = DEFAULT) -> float | None:
 
 
 def is_light_on_dark(grey: np.ndarray, cfg: PhotoConfig = DEFAULT, prior: float = 1.5) -> bool:
-    """Whether the ink is lighter than the paper. Evenly lit: the side on which the paper
-    is even. Otherwise, on a coarse copy: the strong light details (what a grey opening
-    takes away) must outweigh the strong dark ones (what a closing fills in) ``prior``
-    times over, dark ink on light paper being the common case and the inside of a loop a
-    light detail too. "Strong" is above half the level the strongest few details of either
-    kind reach: the ink's, not the faint lines and cells of squared paper. Both filters
-    keep the steps of shadow edges."""
+    """Whether the ink is lighter than the paper.
+
+    Evenly lit: the side on which the paper is even. Otherwise very bright images are
+    paper (above half grey) and very dark ones a board or a screen (below 10%). In
+    between, on a coarse copy: the strong light details (what a grey opening takes away,
+    as a fraction of the way from the board to white) must outweigh the strong dark ones
+    (what a closing fills in, as a fraction of the paper's level) ``prior`` times over, the
+    inside of a loop being a light detail too. "Strong" is above half the level the
+    strongest few of either kind reach: the ink's, not the faint lines and cells of squared
+    paper. Both filters keep the steps of shadow edges.
+    """
     dark_even, light_even = even_paper(grey, cfg) is not None, even_paper(255.0 - grey, cfg) is not None
     if dark_even != light_even:
         return light_even
-    coarse = ndimage.gaussian_filter(_coarse(grey, 256), 1.0, mode="nearest")
+    coarse = ndimage.gaussian_filter(_coarse(grey, 512), 1.0, mode="nearest")
+    middle = float(np.median(coarse))
+    if middle > 0.5 * 255 or middle < 0.1 * 255:
+        return middle < 0.1 * 255
     k = max(3, int(0.05 * min(coarse.shape)) | 1)
-    dark = (ndimage.grey_closing(coarse, size=(k, k), mode="nearest") - coarse).ravel()
-    light = (coarse - ndimage.grey_opening(coarse, size=(k, k), mode="nearest")).ravel()
-    n = min(dark.size - 1, max(20, int(5e-4 * dark.size)))
+    paper = ndimage.grey_closing(coarse, size=(k, k), mode="nearest")
+    board = ndimage.grey_opening(coarse, size=(k, k), mode="nearest")
+    dark = ((paper - coarse) / np.maximum(paper, 8.0)).ravel()
+    light = ((coarse - board) / np.maximum(255.0 - board, 8.0)).ravel()
+    n = min(dark.size - 1, max(20, int(1e-4 * dark.size)))
     strong = 0.5 * max(np.partition(dark, -n)[-n], np.partition(light, -n)[-n])
     light_mass = float(np.clip(light - strong, 0, None).sum())
     return light_mass > prior * float(np.clip(dark - strong, 0, None).sum())
@@ -165,7 +174,7 @@ def ink_map(grey: np.ndarray, window: int, cfg: PhotoConfig = DEFAULT,
     ``inverted`` (light ink on dark) is found from the image when None.
 
     Raises ``Lenet5Error("<name>: no ink found ...")`` when the strongest strokes darken
-    the paper by less than ``min_contrast`` or ten noise deviations.
+    the paper by less than ``min_contrast`` or ``noise_sigmas`` noise deviations.
     """
     if inverted is None:
         inverted = is_light_on_dark(grey, cfg)
@@ -181,7 +190,7 @@ def ink_map(grey: np.ndarray, window: int, cfg: PhotoConfig = DEFAULT,
     threshold = max(cfg.noise_sigmas * noise / (1 if small else 2), cfg.min_ink)
     candidate = smooth > threshold
     strength = _stroke_strength(smooth, candidate) if candidate.any() else 0.0
-    if strength < max(cfg.min_contrast, 2 * cfg.noise_sigmas * noise):
+    if strength < max(cfg.min_contrast, cfg.noise_sigmas * noise):
         raise Lenet5Error(f"{name}: no ink found (nothing stands out from the background)")
     mask = remove_lines(smooth > max(threshold, cfg.strong * strength), smooth, cfg)
     return InkMap(np.clip(ratio, 0, 1).astype(np.float32), mask, noise, strength, inverted)

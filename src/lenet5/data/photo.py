@@ -221,9 +221,12 @@ def read_digit(img: Image.Image, name: str = "image", cfg: PhotoConfig = DEFAULT
                                                                     region[3] - region[1]) / side)), region)
     within = tuple(slice(max(0, int((b.start / scale - o) * r)), int(np.ceil((b.stop / scale - o) * r)))
                    for b, o in zip(box, (region[1], region[0])))
-    imap = ink_map(near, cfg.digit_window * side * r, cfg, found.inverted, name)
-    labels, blobs = find_blobs(imap.mask, imap.ink)
-    digit = pick_digit(blobs, cfg, within)
-    if not digit:
-        raise Lenet5Error(f"{name}: no ink found (nothing stands out from the background)")
-    return mnist_normalize(crop_ink(imap, labels, digit, cfg))
+    try:
+        imap = ink_map(near, cfg.digit_window * side * r, cfg, found.inverted, name)
+    except Lenet5Error:  # as found, then
+        return mnist_normalize(crop_ink(found, labels, digit, cfg))
+    near_labels, blobs = find_blobs(imap.mask, imap.ink)
+    near_digit = pick_digit(blobs, cfg, within)
+    if not near_digit:
+        return mnist_normalize(crop_ink(found, labels, digit, cfg))
+    return mnist_normalize(crop_ink(imap, near_labels, near_digit, cfg))
