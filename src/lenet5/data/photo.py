@@ -44,7 +44,7 @@ from .ink import (
 )
 
 __all__ = ["DEFAULT", "FIELD", "INK_BOX", "Blob", "InkMap", "PhotoConfig", "bounding_box",
-           "closing", "crop_ink", "even_paper", "find_blobs", "grey_image", "grey_levels",
+           "closer_look", "closing", "crop_ink", "even_paper", "find_blobs", "grey_image", "grey_levels",
            "ink_map", "is_light_on_dark", "looks_written", "mnist_normalize", "paper_level",
            "pick_digit", "read_digit", "remove_lines"]
 
@@ -200,9 +200,32 @@ def mnist_normalize(ink: np.ndarray, floor: float = 0.15) -> np.ndarray:
     field[top:top + new_h, left:left + new_w] = digit
     return np.round(field * 255).astype(np.uint8)
 
+def closer_look(grey: Image.Image, box: Box, scale: float, inverted: bool,
+                cfg: PhotoConfig = DEFAULT, name: str = "image") -> tuple[InkMap, Box]:
+    """Stage 1 again, for what ``box`` (in an ink map of ``grey`` reduced by ``scale``)
+    holds: its neighbourhood (``margin`` of its longer side around it) cut from the full
+    image, reduced so that the box's longer side is at most ``digit_side`` px, the paper
+    window ``digit_window`` of that side. Returns the new ink map and where the box lies
+    in it."""
+    pad = cfg.margin * _side(box)
+    region = (max(0, int((box[1].start - pad) / scale)), max(0, int((box[0].start - pad) / scale)),
+              min(grey.width, int(np.ceil((box[1].stop + pad) / scale))),
+              min(grey.height, int(np.ceil((box[0].stop + pad) / scale))))
+    side = _side(box) / scale  # in image px
+    longest = max(region[2] - region[0], region[3] - region[1])
+    near, r = grey_levels(grey, max(1, round(cfg.digit_side * longest / side)), region)
+    within = tuple(slice(max(0, int((b.start / scale - o) * r)), int(np.ceil((b.stop / scale - o) * r)))
+                   for b, o in zip(box, (region[1], region[0])))
+    return ink_map(near, cfg.digit_window * side * r, cfg, inverted, name), within
+
+
 def read_digit(img: Image.Image, name: str = "image", cfg: PhotoConfig = DEFAULT) -> np.ndarray:
     """All stages: a 28x28 uint8 MNIST-style digit (ink 255 on 0) from an image of one
-    digit. Raises ``Lenet5Error`` (one line, starting with ``name``) when there is no ink."""
+    digit. Raises ``Lenet5Error`` (one line, starting with ``name``) when there is no ink.
+
+    Twice: the digit is found on the image reduced to ``work_side``, the paper window
+    ``find_window`` of its shorter side; then read from a closer look at the full image
+    (``closer_look``), or as found if that sees nothing."""
     grey = grey_image(img)
     work, scale = grey_levels(grey, cfg.work_side)
     found = ink_map(work, cfg.find_window * min(work.shape), cfg, name=name)
@@ -210,23 +233,12 @@ def read_digit(img: Image.Image, name: str = "image", cfg: PhotoConfig = DEFAULT
     digit = pick_digit(blobs, cfg)
     if not digit or not looks_written(labels, digit):
         raise Lenet5Error(f"{name}: no ink found (nothing stands out from the background)")
-    # read it again from the full image: its neighbourhood, at up to digit_side px
-    box = bounding_box(digit)
-    pad = cfg.margin * _side(box)
-    region = (max(0, int((box[1].start - pad) / scale)), max(0, int((box[0].start - pad) / scale)),
-              min(grey.width, int(np.ceil((box[1].stop + pad) / scale))),
-              min(grey.height, int(np.ceil((box[0].stop + pad) / scale))))
-    side = _side(box) / scale  # the digit's longer side in image px
-    near, r = grey_levels(grey, max(1, round(cfg.digit_side * max(region[2] - region[0],
-                                                                    region[3] - region[1]) / side)), region)
-    within = tuple(slice(max(0, int((b.start / scale - o) * r)), int(np.ceil((b.stop / scale - o) * r)))
-                   for b, o in zip(box, (region[1], region[0])))
     try:
-        imap = ink_map(near, cfg.digit_window * side * r, cfg, found.inverted, name)
-    except Lenet5Error:  # as found, then
+        near, within = closer_look(grey, bounding_box(digit), scale, found.inverted, cfg, name)
+    except Lenet5Error:
         return mnist_normalize(crop_ink(found, labels, digit, cfg))
-    near_labels, blobs = find_blobs(imap.mask, imap.ink)
-    near_digit = pick_digit(blobs, cfg, within)
+    near_labels, near_blobs = find_blobs(near.mask, near.ink)
+    near_digit = pick_digit(near_blobs, cfg, within)
     if not near_digit:
         return mnist_normalize(crop_ink(found, labels, digit, cfg))
-    return mnist_normalize(crop_ink(imap, near_labels, near_digit, cfg))
+    return mnist_normalize(crop_ink(near, near_labels, near_digit, cfg))
