@@ -129,6 +129,8 @@ def is_light_on_dark(grey: np.ndarray, cfg: PhotoConfig = DEFAULT, prior: float 
     dark, light = line_strength(np.log(coarse + 8.0))
     n = min(dark.size - 1, max(20, int(1e-4 * dark.size)))
     strong = 0.5 * max(np.partition(dark, -n)[-n], np.partition(light, -n)[-n])
+    if strong < 0.03:  # no line anywhere, only noise: a blank sheet, paper
+        return False
     light_mass = float(np.clip(light - strong, 0, None).sum())
     return light_mass > prior * float(np.clip(dark - strong, 0, None).sum())
 
@@ -178,11 +180,12 @@ def paper_level(grey: np.ndarray, window: int, cfg: PhotoConfig = DEFAULT) -> np
 
 
 def closing(a: np.ndarray, k: int) -> np.ndarray:
-    """A k x k grey closing, the image continued past its edges by point reflection
-    (f(-x) = 2 f(0) - f(x)): a gradient towards the edge goes on as a gradient, where a
-    copied edge would read as a dip that the closing fills."""
+    """A k x k grey closing, the image continued past its edges by repeating them, far
+    enough that the closing's second half (the min filter) still sees the first half's
+    result computed from image pixels: a gradient running into the edge stays as it is,
+    where padding each half on its own would lift it."""
     p = k // 2 + 1
-    big = np.pad(a, p, mode="reflect", reflect_type="odd")
+    big = np.pad(a, p, mode="edge")
     return ndimage.grey_closing(big, size=(k, k), mode="nearest")[p:-p, p:-p]
 
 
@@ -257,7 +260,7 @@ def remove_lines(mask: np.ndarray, smooth: np.ndarray, cfg: PhotoConfig = DEFAUL
             thickest = max(thickest, thick)
             rho = np.round(across * np.cos(t) - along * np.sin(t)).astype(np.int64) - lo
             on = (rho >= 0) & (rho < counts.size) & bins[np.clip(rho, 0, counts.size - 1)] & live
-            keep |= on & (level > 1.3 * float(np.median(level[on])))
+            keep |= on & (level > 1.6 * float(np.median(level[on])))
             line |= on
     if not line.any():
         return mask

@@ -74,6 +74,11 @@ class Blob:
         return self.contact > 0
 
     @property
+    def fill(self) -> float:
+        """The share of its box it covers: strokes cover little, a shadow's patch much."""
+        return self.area / ((self.box[0].stop - self.box[0].start) * (self.box[1].stop - self.box[1].start))
+
+    @property
     def hugs_edge(self) -> bool:
         """It runs along the image's edge for longer than three of its own widths (its
         area over its length): the sheet's edge, a table or a shadow, not a stroke."""
@@ -108,11 +113,13 @@ def _union(a: tuple[slice, slice], b: tuple[slice, slice]) -> tuple[slice, slice
 
 def pick_digit(blobs: list[Blob], cfg: PhotoConfig = DEFAULT, within: Box | None = None
                ) -> list[Blob]:
-    """Stage 2b: the blobs of the digit, main one first. Blobs hugging the image's edge
-    are left out unless nothing else of size is left. The main one has the most ink (one
+    """Stage 2b: the blobs of the digit, main one first. Solid blobs hugging the image's
+    edge are left out (a shadow's patch, a table), and other hugging ones unless nothing
+    else of size is left. The main one has the most ink (one
     touching the image's edge counting a quarter: a cut-off neighbour), among those that
     overlap ``within`` if given; then, largest first, every blob with ``min_blob`` of its
     ink or more within ``near`` of the digit's size of the digit's box so far."""
+    blobs = [b for b in blobs if not (b.hugs_edge and b.fill >= 0.45)]  # shadow, table
     inner = [b for b in blobs if not b.hugs_edge]
     if inner and max(b.mass for b in inner) >= 0.05 * max(b.mass for b in blobs):
         blobs = inner  # a tightly cropped digit may run along the edge: only then keep those
