@@ -33,7 +33,7 @@ class PhotoConfig:
     noise_sigmas: float = 5.0  # ink stands this many noise deviations above paper ...
     min_ink: float = 0.06  # ... and darkens it by at least this much
     strong: float = 0.4  # of the strongest strokes' level: weaker ink is lines or halo
-    faint: float = 0.3  # of the digit's stroke level: fainter ink is not drawn into the digit
+    faint: float = 0.1  # of the digit's stroke level: fainter ink is not drawn into the digit
     min_blob: float = 0.02  # of the main blob's ink: smaller pieces are specks
     near: float = 0.35  # of the digit's longer side: how far apart its pieces may lie
     line_span: float = 0.6  # of the image's width or height: a straight run this long is a line
@@ -48,13 +48,15 @@ class InkMap:
 
     ``ink``: float32, 0 paper .. 1 black, relative to the paper under each pixel;
     ``mask``: bool, confident ink (above the noise and ``strong`` of ``strength``), lines
-    of ruled or squared paper removed; ``noise``: the paper's standard deviation in ink
+    of ruled or squared paper removed; ``lines``: bool, what was removed as lines (their
+    faint edges aside); ``noise``: the paper's standard deviation in ink
     units; ``strength``: the ink level of the strongest strokes (what ``crop_ink`` maps
     to full ink); ``inverted``: the image was light ink on dark and was turned round.
     """
 
     ink: np.ndarray
     mask: np.ndarray
+    lines: np.ndarray
     noise: float
     strength: float
     inverted: bool
@@ -214,8 +216,12 @@ def ink_map(grey: np.ndarray, window: int, cfg: PhotoConfig = DEFAULT,
     strength = _stroke_strength(smooth, candidate) if candidate.any() else 0.0
     if strength < max(cfg.min_contrast, cfg.noise_sigmas * noise):
         raise Lenet5Error(f"{name}: no ink found (nothing stands out from the background)")
-    mask = remove_lines(smooth > max(threshold, cfg.strong * strength), smooth, cfg)
-    return InkMap(np.clip(ratio, 0, 1).astype(np.float32), mask, noise, strength, inverted)
+    # lines are looked for among all the ink, faint ruling included, so that crop_ink can
+    # leave out their faint parts too; the mask is the confident part of what is left
+    cleaned = remove_lines(candidate, smooth, cfg)
+    mask = cleaned & (smooth > max(threshold, cfg.strong * strength))
+    return InkMap(np.clip(ratio, 0, 1).astype(np.float32), mask, candidate & ~cleaned, noise,
+                  strength, inverted)
 
 
 def _stroke_strength(smooth: np.ndarray, candidate: np.ndarray) -> float:
