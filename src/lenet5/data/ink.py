@@ -108,7 +108,7 @@ def even_paper(grey: np.ndarray, cfg: PhotoConfig = DEFAULT) -> float | None:
     return float(mid) if hi - lo < cfg.flat_below * max(hi, 1.0) else None
 
 
-def is_light_on_dark(grey: np.ndarray, cfg: PhotoConfig = DEFAULT, prior: float = 1.5) -> bool:
+def is_light_on_dark(grey: np.ndarray, cfg: PhotoConfig = DEFAULT, prior: float = 2.5) -> bool:
     """Whether the ink is lighter than the paper.
 
     Evenly lit: the side on which the paper is even. Otherwise very bright images are
@@ -140,10 +140,12 @@ def is_light_on_dark(grey: np.ndarray, cfg: PhotoConfig = DEFAULT, prior: float 
 def line_strength(a: np.ndarray, sigmas=(1.0, 2.0, 3.5)) -> tuple[np.ndarray, np.ndarray]:
     """How much each pixel of ``a`` lies on a thin dark line and on a thin light one
     (flattened, a margin of the widest scale left out): the scale-normalized difference of
-    the Hessian's two eigenvalues' magnitudes, the larger one's sign telling valley (dark)
-    from ridge (light), the best over ``sigmas``."""
-    dark = np.zeros(a.shape, np.float32)
-    light = np.zeros(a.shape, np.float32)
+    the Hessian's two eigenvalues' magnitudes at the scale where it is largest, counted as
+    dark if the larger eigenvalue is positive there (a valley), light if negative (a
+    ridge). Taking one scale per pixel keeps a line's flanks, where the next scale up sees
+    the opposite curvature, from counting for the other side."""
+    best = np.zeros(a.shape, np.float32)
+    sign = np.zeros(a.shape, np.float32)
     for s in sigmas:
         hxx = ndimage.gaussian_filter(a, s, order=(0, 2))
         hyy = ndimage.gaussian_filter(a, s, order=(2, 0))
@@ -151,12 +153,13 @@ def line_strength(a: np.ndarray, sigmas=(1.0, 2.0, 3.5)) -> tuple[np.ndarray, np
         mean, half = (hxx + hyy) / 2, np.sqrt(((hxx - hyy) / 2) ** 2 + hxy ** 2)
         big = np.where(mean >= 0, mean + half, mean - half)  # the eigenvalue of larger magnitude
         line = s * s * (np.abs(big) - np.abs(2 * mean - big))
-        np.maximum(dark, np.where(big > 0, line, 0), out=dark)
-        np.maximum(light, np.where(big < 0, line, 0), out=light)
+        better = line > best
+        best = np.where(better, line, best)
+        sign = np.where(better, np.sign(big), sign)
     m = int(2 * sigmas[-1]) + 1
-    if min(a.shape) <= 4 * m:
-        return dark.ravel(), light.ravel()
-    return dark[m:-m, m:-m].ravel(), light[m:-m, m:-m].ravel()
+    if min(a.shape) > 4 * m:
+        best, sign = best[m:-m, m:-m], sign[m:-m, m:-m]
+    return (best * (sign > 0)).ravel(), (best * (sign < 0)).ravel()
 
 
 def paper_level(grey: np.ndarray, window: int, cfg: PhotoConfig = DEFAULT) -> np.ndarray:
