@@ -6,7 +6,7 @@ from PIL import Image, ImageDraw
 
 from lenet5.cli.common import image_format_for
 from lenet5.data import load_dataset
-from lenet5.data.folder import FolderFormat, folder_format
+from lenet5.data.folder import IMAGE_SUFFIXES, FolderFormat, folder_format, image_files
 from lenet5.errors import Lenet5Error
 from tests.conftest import run_cli
 
@@ -35,6 +35,21 @@ def test_format_follows_the_model_registry():
     assert (folder_format().mode, folder_format().size) == ("digit", 28)
     assert image_format_for("alexnet") == folder_format((3, 224, 224)) == FolderFormat("rgb", 224)
     assert folder_format((1, 64, 64), 2) == FolderFormat("grey", 60)
+
+
+def test_one_list_of_image_suffixes_for_folders_and_predict(tmp_path):
+    """`lenet5 predict DIR` takes the files `imagefolder` loads, TIFF and PGM too."""
+    from lenet5.predict import find_images
+
+    for i, suffix in enumerate(IMAGE_SUFFIXES):
+        Image.new("L", (8, 8), 255).save(tmp_path / f"{i:02d}{suffix}",
+                                         format="PPM" if suffix in (".pgm", ".pbm") else None)
+    (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / ".hidden.png").write_bytes(b"")
+    want = sorted(tmp_path / f"{i:02d}{s}" for i, s in enumerate(IMAGE_SUFFIXES))
+    assert image_files(tmp_path) == want
+    assert [path for _, path, _ in find_images([tmp_path])] == want
+    assert {".tif", ".tiff", ".webp"} <= set(IMAGE_SUFFIXES)
 
 
 def test_digits_are_mnistified_and_split_by_class(tmp_path):
