@@ -32,11 +32,11 @@ DOWNLOAD_ENV = "LENET5_TEST_DOWNLOAD"
 # The environment as the user set it, before any test isolates itself from it.
 USER_ENV = {k: os.environ.get(k) for k in (DATA_DIR_ENV, CACHE_DIR_ENV, SYSTEM_DIRS_ENV,
                                            "XDG_CACHE_HOME", DOWNLOAD_ENV)}
-HOW_TO_GET = {
-    "mnist": f"set {DATA_DIR_ENV} to a directory holding its four IDX files (.gz or raw), "
-             "or run `lenet5 prepare` once",
-    "fashion-mnist": "install Debian's dataset-fashion-mnist, or run "
-                     "`lenet5 prepare --dataset fashion-mnist` once",
+HOW_TO_GET = {  # the test data: its name, and how to provide it
+    "mnist": ("MNIST", f"set {DATA_DIR_ENV} to a directory holding its four IDX files "
+                       "(.gz or raw), or run `lenet5 prepare` once"),
+    "fashion-mnist": ("Fashion-MNIST", "install Debian's dataset-fashion-mnist, or run "
+                                       "`lenet5 prepare --dataset fashion-mnist` once"),
 }
 
 
@@ -75,9 +75,9 @@ def find_test_data(name: str, out: Path) -> Path:
                 prepare(name)
                 found = find_dataset(spec, user_dir=False)
         except Lenet5Error as e:  # the user's directory lacks files, or the download failed
-            pytest.fail(f"{spec.title}: {e}", pytrace=False)
+            pytest.fail(f"{HOW_TO_GET[name][0]}: {e}", pytrace=False)
     if found is None:
-        pytest.skip(f"{spec.title} not found: {HOW_TO_GET.get(name, '')}; or set "
+        pytest.skip(f"{HOW_TO_GET[name][0]} not found: {HOW_TO_GET[name][1]}; or set "
                     f"{DOWNLOAD_ENV}=1 to let the tests download it")
     target = out / name
     target.mkdir(parents=True, exist_ok=True)
