@@ -16,6 +16,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_save
 from torch import nn
 
+from .data import get_dataset_spec
 from .errors import Lenet5Error
 from .fastpath import to_channels_last
 from .io import atomic_write_bytes
@@ -50,12 +51,23 @@ class Checkpoint:
 
     @property
     def classes(self) -> tuple[str, ...]:
-        """The class names, in label order, of the data the model was trained on (older
-        checkpoints, which did not record them: the label numbers)."""
-        names = self.dataset.get("classes")
-        if names:
-            return tuple(names)
-        return tuple(str(i) for i in range(self.model_args.get("num_classes", 10)))
+        """The class names, in label order: see :meth:`class_names`."""
+        return self.class_names()
+
+    def class_names(self, num_classes: int | None = None) -> tuple[str, ...]:
+        """The class names, in label order, of the data the model was trained on: those the
+        checkpoint recorded, else its dataset's (older checkpoints did not record them),
+        else the label numbers. Names are taken only if there are ``num_classes`` of them
+        (default: the model's ``num_classes``)."""
+        n = num_classes or self.model_args.get("num_classes")
+        try:
+            known = get_dataset_spec(self.dataset.get("name", "")).classes
+        except Lenet5Error:
+            known = ()
+        for names in (self.dataset.get("classes"), known):
+            if isinstance(names, (list, tuple)) and names and (not n or len(names) == n):
+                return tuple(str(c) for c in names)
+        return tuple(str(i) for i in range(n or 10))
 
     def metadata(self) -> dict[str, Any]:
         return {

@@ -6,7 +6,9 @@ import argparse
 
 from ..checkpoint import Checkpoint
 from ..data import IMAGE_FOLDER, Dataset, dataset_choices, load_dataset
+from ..data.folder import FolderFormat, folder_format
 from ..data.store import DATA_DIR_ENV
+from ..models import get_model_entry
 
 
 def add_data_args(p: argparse.ArgumentParser, of_checkpoint: bool = False) -> None:
@@ -30,7 +32,14 @@ def add_device_arg(p: argparse.ArgumentParser) -> None:
                    help="auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps")
 
 
+def image_format_for(model: str) -> FolderFormat:
+    """How ``imagefolder`` images are made for ``model``: from its registry entry."""
+    entry = get_model_entry(model)
+    return folder_format(entry.input_size, entry.preprocess.pad)
+
+
 def load_checkpoint_data(args: argparse.Namespace, ckpt: Checkpoint) -> Dataset:
     """The dataset to run a checkpoint on: ``--dataset``, else the one it was trained on."""
     name = args.dataset or ckpt.dataset.get("name") or "mnist"
-    return load_dataset(name, args.data_dir, for_model=ckpt.model_name).head(args.limit)
+    return load_dataset(name, args.data_dir,
+                        image_format=image_format_for(ckpt.model_name)).head(args.limit)

@@ -11,7 +11,7 @@ from ..fastpath import PRECISIONS
 from ..models import list_models
 from ..training import TrainConfig, list_losses, list_optimizers, list_schedules, train
 from ..training.resume import load_state, prepare_resume, state_path_for
-from .common import add_data_args, add_device_arg
+from .common import add_data_args, add_device_arg, image_format_for
 
 DEFAULT_OUT = "runs/{model}.safetensors"
 
@@ -113,7 +113,8 @@ def run(args) -> int:
     if (unfinished := state_path_for(cfg.out)).is_file():
         print(f"lenet5: note: a new run replaces the unfinished one in {unfinished} (to carry "
               f"that one on instead: lenet5 train --resume {unfinished})", file=sys.stderr)
-    data = load_dataset(cfg.dataset, cfg.data_dir, for_model=cfg.model).head(args.limit)
+    data = load_dataset(cfg.dataset, cfg.data_dir,
+                        image_format=image_format_for(cfg.model)).head(args.limit)
     return _train(cfg, data)
 
 

@@ -16,8 +16,6 @@ with a warning. The number of images and the label range are checked always.
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
 import os
 import shutil
@@ -30,7 +28,9 @@ import torch
 
 from ..errors import Lenet5Error
 from ..io import atomic_write_text
+from .dataset import Dataset, Split
 from .download import download_archive, download_file, lock_for
+from .folder import FolderFormat, load_image_folder
 from .idx import INT32, UBYTE, read_idx
 from .registry import IMAGE_FOLDER, SPLITS, DatasetSpec, get_dataset_spec
 
@@ -39,58 +39,6 @@ CACHE_DIR_ENV = "LENET5_CACHE_DIR"
 SYSTEM_DIRS_ENV = "LENET5_SYSTEM_DATA_DIRS"
 SYSTEM_DATA_DIRS = ("/usr/share/datasets", "/usr/local/share/datasets")
 VERIFIED_FILE = "verified.json"  # in the cache: content SHA-256 of files verified at download
-
-
-@dataclass
-class Split:
-    """One split in memory: uint8 images (N, H, W) or (N, C, H, W) and int64 labels (N,)."""
-
-    images: torch.Tensor
-    labels: torch.Tensor
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def subset(self, index: torch.Tensor | slice) -> Split:
-        return Split(self.images[index], self.labels[index])
-
-
-@dataclass
-class Dataset:
-    name: str
-    train: Split
-    test: Split
-    classes: tuple[str, ...]
-    file_sha256: dict[str, str]
-    source: Path | None = None
-    limit: int | None = None  # only the first N images of each split are used
-
-    @property
-    def in_channels(self) -> int:
-        return 1 if self.train.images.dim() == 3 else self.train.images.shape[1]
-
-    @property
-    def content_hash(self) -> str:
-        """One SHA-256 for the whole dataset: of the sorted ``name:hash`` lines of its files."""
-        lines = "".join(f"{k}:{v}\n" for k, v in sorted(self.file_sha256.items()))
-        return hashlib.sha256(lines.encode()).hexdigest()
-
-    def describe(self) -> dict:
-        """What a checkpoint records about its data: name, hashes, class names."""
-        d = {"name": self.name, "sha256": self.content_hash, "files": self.file_sha256,
-             "classes": list(self.classes)}
-        if self.limit is not None:
-            d["limit"] = self.limit
-        return d
-
-    def head(self, n: int | None) -> Dataset:
-        """The first ``n`` images of each split (all of them for None)."""
-        if n is None:
-            return self
-        if n < 1:
-            raise Lenet5Error(f"--limit must be positive, not {n}")
-        return dataclasses.replace(self, train=self.train.subset(slice(0, n)),
-                                   test=self.test.subset(slice(0, n)), limit=n)
 
 
 def cache_dir() -> Path:
@@ -290,17 +238,15 @@ def load_dataset(
     data_dir: str | os.PathLike | None = None,
     download: bool = True,
     mirrors: list[str] | None = None,
-    for_model: str | None = None,
+    image_format: FolderFormat | None = None,
 ) -> Dataset:
     """Load both splits of a dataset as uint8/int64 tensors, every file verified.
 
-    ``imagefolder`` reads ``data_dir`` as ``<class>/<image>`` folders, shaped for the input
-    of ``for_model`` (see ``folder.py``).
+    ``imagefolder`` reads ``data_dir`` as ``<class>/<image>`` folders, each image made into
+    ``image_format`` (default: MNIST-style digits; see ``folder.py``).
     """
     if name == IMAGE_FOLDER:
-        from .folder import load_image_folder  # folder.py builds on this module
-
-        return load_image_folder(data_dir, for_model=for_model)
+        return load_image_folder(data_dir, image_format)
     spec = get_dataset_spec(name)
     paths = locate_files(spec, data_dir, download, mirrors)
     splits, hashes, unverified = {}, {}, []

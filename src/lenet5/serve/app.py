@@ -61,10 +61,17 @@ class FeatureMaps(BaseModel):
 
 
 class PredictResponse(BaseModel):
+    """The most likely class is named three ways, as in ``lenet5 predict --json``."""
+
     model: str = Field(description="the id of the model that answered")
-    digit: int = Field(description="the most likely class")
-    probabilities: list[float] = Field(description="softmax of the scores, one per class, "
-                                                     "rounded to 6 decimals")
+    label: int = Field(description="the most likely class: its index, into `probabilities`")
+    class_name: str = Field(alias="class", description='its name: "7", or "Ankle boot" '
+                                                       "for a Fashion-MNIST model")
+    digit: int | None = Field(description="the digit that name is; null when the model's "
+                                          "classes are not digits")
+    probability: float = Field(description="its probability, rounded to 6 decimals")
+    probabilities: list[float] = Field(description="softmax of the scores, one per class in "
+                                                     "label order, rounded to 6 decimals")
     input: list[list[int]] = Field(description="the 28x28 uint8 image the model saw (ink 255)")
     activations: list[FeatureMaps] | None = Field(None, description="when asked for")
 
@@ -75,6 +82,7 @@ class ModelInfo(BaseModel):
     checkpoint: str = Field(description="the checkpoint's file name")
     parameters: int
     classes: int
+    class_names: list[str] = Field(description="the classes' names, in label order")
     test_accuracy: float | None = Field(description="as recorded in the checkpoint")
     layers: list[str] = Field(description="feature map layers it can show")
 
@@ -218,7 +226,9 @@ def create_app(checkpoints: list[str | Path], max_body_bytes: int = MAX_BODY_BYT
     async def answer(served: ServedModel, digit: np.ndarray, activations: bool) -> PredictResponse:
         p: Prediction = await batchers[served.id].predict(digit, activations)
         maps = [_feature_maps(k, v) for k, v in p.activations.items()] if activations else None
-        return PredictResponse.model_construct(model=served.id, digit=p.digit,
+        return PredictResponse.model_construct(model=served.id, label=p.label,
+                                               class_name=p.class_name, digit=p.digit,
+                                               probability=round(p.probability, 6),
                                                probabilities=[round(x, 6) for x in p.probabilities],
                                                input=digit.tolist(), activations=maps)
 
@@ -267,7 +277,8 @@ def create_app(checkpoints: list[str | Path], max_body_bytes: int = MAX_BODY_BYT
     def list_models() -> ModelsResponse:
         return ModelsResponse(default=default, models=[
             ModelInfo(id=m.id, model=m.name, checkpoint=m.path.name, parameters=m.parameters,
-                      classes=m.num_classes, test_accuracy=m.test_accuracy, layers=list(m.layers))
+                      classes=m.num_classes, class_names=list(m.predictor.classes),
+                      test_accuracy=m.test_accuracy, layers=list(m.layers))
             for m in models.values()])
 
     @app.get("/healthz", response_model=Health, summary="Liveness")

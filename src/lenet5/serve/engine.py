@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,14 +23,7 @@ from torch import nn
 
 from ..errors import Lenet5Error
 from ..models.features import feature_layers
-from ..predict import Predictor
-
-
-@dataclass
-class Prediction:
-    digit: int
-    probabilities: list[float]
-    activations: dict[str, np.ndarray] = field(default_factory=dict)  # "C1" -> (maps, H, W)
+from ..predict import Prediction, Predictor
 
 
 def feature_outputs(model: nn.Module) -> dict[str, nn.Module]:
@@ -80,12 +72,14 @@ class ServedModel:
         with self._lock:
             self._caught = {} if activations else None
             try:
-                probs = self.predictor.probabilities(digits).numpy()
+                probs = self.predictor.probabilities(digits)
             finally:
                 caught, self._caught = self._caught or {}, None
         maps = {k: torch.cat(v).float().numpy() for k, v in caught.items()}
-        return [Prediction(int(p.argmax()), p.tolist(), {k: v[i] for k, v in maps.items()})
-                for i, p in enumerate(probs)]
+        preds = self.predictor.predictions(probs, top=1)
+        for i, pred in enumerate(preds):
+            pred.activations = {k: v[i] for k, v in maps.items()}
+        return preds
 
 
 class Batcher:

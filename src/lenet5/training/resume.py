@@ -35,8 +35,10 @@ import torch
 from torch import nn
 
 from ..data import Dataset, load_dataset
+from ..data.folder import folder_format
 from ..errors import Lenet5Error
 from ..io import atomic_write_bytes, atomic_write_text
+from ..models import get_model_entry
 from .config import TrainConfig
 
 FORMAT = "lenet5-train-state"
@@ -249,7 +251,10 @@ def prepare_resume(path: str | Path, given: Mapping[str, Any], limit: int | None
                           f"{described.get('limit')} (leave the flag out)")
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     cfg = TrainConfig(**{k: v for k, v in config.items() if k in known})
-    data = load_dataset(cfg.dataset, cfg.data_dir, for_model=cfg.model).head(described.get("limit"))
+    entry = get_model_entry(cfg.model)
+    data = load_dataset(cfg.dataset, cfg.data_dir,
+                        image_format=folder_format(entry.input_size, entry.preprocess.pad)
+                        ).head(described.get("limit"))
     if data.content_hash != described.get("sha256"):
         raise Lenet5Error(f"--resume: the {cfg.dataset} data here differs from the data the run "
                           "was trained on (content hash)")
