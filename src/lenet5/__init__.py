@@ -2,6 +2,8 @@
 
 from .errors import Lenet5Error
 from .models import create_model, list_models, register_model
+from .weights import get_weights, list_weights
 
 __version__ = "0.1.0"
-__all__ = ["Lenet5Error", "create_model", "list_models", "register_model", "__version__"]
+__all__ = ["Lenet5Error", "create_model", "get_weights", "list_models", "list_weights",
+           "register_model", "__version__"]

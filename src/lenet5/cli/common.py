@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ..checkpoint import Checkpoint
 from ..data import IMAGE_FOLDER, Dataset, dataset_choices, load_dataset
@@ -25,6 +26,22 @@ def add_data_args(p: argparse.ArgumentParser, of_checkpoint: bool = False) -> No
                         "directories, downloading what is missing")
     p.add_argument("--limit", type=int, metavar="N",
                    help="use only the first N images of each split (quick experiments)")
+
+
+CHECKPOINT_HELP = ("a .safetensors checkpoint written by `lenet5 train`, or the name of "
+                   "shipped weights (`lenet5 weights` lists them)")
+
+
+def checkpoint_file(source: str) -> Path:
+    """Where files derived from a checkpoint go by default: beside a checkpoint file
+    (``runs/classic.safetensors``), or named after shipped weights in the current directory
+    (``modern.mnist`` -> ``modern.mnist.safetensors``)."""
+    from ..weights import is_weights_name
+
+    path = Path(source)
+    if is_weights_name(source) and not path.exists():
+        return Path(source + ".safetensors")
+    return path
 
 
 def add_device_arg(p: argparse.ArgumentParser) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 
-from ..checkpoint import load_checkpoint
 from ..evaluation import (
     confusion_matrix,
     evaluate,
@@ -14,13 +13,14 @@ from ..evaluation import (
     predict_logits,
 )
 from ..training import build_loss, pick_device, reported_loss
-from .common import add_data_args, add_device_arg, load_checkpoint_data
+from ..weights import resolve_checkpoint
+from .common import CHECKPOINT_HELP, add_data_args, add_device_arg, load_checkpoint_data
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("eval", help="evaluate a checkpoint on the test set",
                        description="Print the (test set) metrics line of a saved model.")
-    p.add_argument("checkpoint", help="a .safetensors checkpoint written by `lenet5 train`")
+    p.add_argument("checkpoint", help=CHECKPOINT_HELP)
     p.add_argument("--model", help="refuse the checkpoint unless it is of this model")
     p.add_argument("--per-class", action="store_true",
                    help="also print accuracy, precision and recall per class")
@@ -32,7 +32,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    ckpt = load_checkpoint(args.checkpoint, expect_model=args.model)
+    ckpt = resolve_checkpoint(args.checkpoint, expect_model=args.model)
     model = ckpt.build_model()
     config = ckpt.config
     data = load_checkpoint_data(args, ckpt)
