@@ -94,22 +94,10 @@ def get_model_entry(name: str) -> ModelEntry:
     return MODELS.get(name)
 
 
-def create_model(name: str, weights: str | None = None, **kwargs: Any) -> nn.Module:
+def create_model(name: str, **kwargs: Any) -> nn.Module:
     """Build a registered model; ``num_classes`` and ``in_channels`` are common arguments.
-
-    ``weights``: the dataset of shipped weights to load (``"mnist"`` for
-    ``modern.mnist``, see ``lenet5 weights``); the model comes back with them, in eval
-    mode, built with the arguments it was trained with."""
+    (``lenet5.create_model`` also takes ``weights=``, to load shipped weights.)"""
     entry = get_model_entry(name)
-    if weights is not None:
-        from ..weights import get_weights
-
-        ckpt = get_weights(f"{name}.{weights}").load()
-        clash = {k: v for k, v in kwargs.items() if ckpt.model_args.get(k) != v}
-        if clash:
-            raise Lenet5Error(f"{name}.{weights} was trained with "
-                              f"{', '.join(f'{k}={ckpt.model_args.get(k)!r}' for k in clash)}")
-        return ckpt.build_model()
     try:
         return entry.fn(**kwargs)
     except TypeError as e:

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from .. import models
+from ..checkpoint import Checkpoint, load_checkpoint
 from ..errors import Lenet5Error
 from ..registry import Registry
 
@@ -72,10 +74,8 @@ class Weights:
                               f"{self.sha256[:16]}...); reinstall lenet5")
         return path
 
-    def load(self):
+    def load(self) -> Checkpoint:
         """The verified file as a :class:`~lenet5.checkpoint.Checkpoint`."""
-        from ..checkpoint import load_checkpoint
-
         return load_checkpoint(self.verify(), expect_model=self.model)
 
 
@@ -112,11 +112,28 @@ def default_weights(task: str = "digits") -> Weights:
     return get_weights(name)
 
 
+def create_model(name: str, weights: str | None = None, **kwargs):
+    """``lenet5.create_model``: a registered model, with shipped weights if asked.
+
+    ``weights``: the dataset of the shipped weights to load (``"mnist"`` for
+    ``modern.mnist``, see ``lenet5 weights``); the model comes back with them, in eval
+    mode, built with the arguments it was trained with. Without it, a freshly initialized
+    model (:func:`lenet5.models.create_model`).
+    """
+    if weights is None:
+        return models.create_model(name, **kwargs)
+    models.get_model_entry(name)  # an unknown model: the error lists the known ones
+    ckpt = get_weights(f"{name}.{weights}").load()
+    clash = {k: v for k, v in kwargs.items() if ckpt.model_args.get(k) != v}
+    if clash:
+        raise Lenet5Error(f"{name}.{weights} was trained with "
+                          f"{', '.join(f'{k}={ckpt.model_args.get(k)!r}' for k in clash)}")
+    return ckpt.build_model()
+
+
 def resolve_checkpoint(source: str, expect_model: str | None = None):
     """A checkpoint from what a user typed: a ``.safetensors`` path, or the name of shipped
     weights (``modern.mnist``; see ``lenet5 weights``)."""
-    from ..checkpoint import load_checkpoint
-
     if source in WEIGHTS and not Path(source).exists():
         ckpt = get_weights(source).load()
         if expect_model is not None and ckpt.model_name != expect_model:
