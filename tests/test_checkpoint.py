@@ -147,10 +147,12 @@ def test_tensors_that_do_not_fit_the_model_are_named(good, tmp_path):
     meta, tensors = read_raw(good)
     name = "features.c3.weight"
     cases = [
-        ({**tensors, name: torch.zeros(16, 6, 3, 3)}, f"tensor {name} is 16x6x3x3 in the file, "
-                                                      "model 'classic' .*needs 16x6x5x5"),
-        ({k: v for k, v in tensors.items() if k != name}, f"lacks tensor {name}"),
-        ({**tensors, "extra.weight": torch.zeros(3)}, "tensor extra.weight, which model"),
+        ({**tensors, name: torch.zeros(16, 6, 3, 3)},
+         rf"weights do not fit model 'classic' \(num_classes=10, in_channels=1\): tensor {name} "
+         "is 16x6x3x3 in the file, the model needs 16x6x5x5"),
+        ({k: v for k, v in tensors.items() if k != name}, f"the file lacks tensor {name}"),
+        ({**tensors, "extra.weight": torch.zeros(3)},
+         "holds tensor extra.weight, which the model does not have"),
     ]
     for i, (state, match) in enumerate(cases):
         with pytest.raises(Lenet5Error, match=match):

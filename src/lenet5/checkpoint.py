@@ -278,10 +278,7 @@ class _Checker:
                 model_args: dict[str, Any]) -> None:
         """The recorded hash, then each tensor against the model built on the meta device."""
         path = self.path
-        if recorded is None:
-            print(f"lenet5: warning: {path} records no hash of its weights (saved by an older "
-                  "lenet5): a corruption of them cannot be detected", file=sys.stderr)
-        else:
+        if recorded is not None:
             self(isinstance(recorded, str) and re.fullmatch("[0-9a-f]{64}", recorded) is not None,
                  f"{HASH_KEY} must be 64 hexadecimal digits, not {_show(recorded)}")
             if weights_sha256(state) != recorded:
@@ -294,18 +291,19 @@ class _Checker:
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise Lenet5Error(f"{path}: bad checkpoint metadata: model {entry.name!r} cannot be "
                               f"built with {model_args}: {first}") from None
-        model = f"{entry.name!r} ({', '.join(f'{k}={v}' for k, v in model_args.items())})"
-        missing = [k for k in expected if k not in state]
-        if missing:
+        args = ", ".join(f"{k}={v}" for k, v in model_args.items())
+        unfit = f"{path}: the weights do not fit model {entry.name!r}" + (f" ({args})" if args else "")
+        if missing := [k for k in expected if k not in state]:
             more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
-            raise Lenet5Error(f"{path} lacks tensor {missing[0]}{more} of model {model}")
+            raise Lenet5Error(f"{unfit}: the file lacks tensor {missing[0]}{more}")
         if extra := [k for k in state if k not in expected]:
-            raise Lenet5Error(f"{path} holds tensor {extra[0]}, which model {model} does not have")
+            raise Lenet5Error(f"{unfit}: the file holds tensor {extra[0]}, which the model "
+                              "does not have")
         for key, want in expected.items():
             got = state[key]
             if got.shape != want.shape:
-                raise Lenet5Error(f"{path}: tensor {key} is {_shape(got)} in the file, "
-                                  f"model {model} needs {_shape(want)}")
+                raise Lenet5Error(f"{unfit}: tensor {key} is {_shape(got)} in the file, the model "
+                                  f"needs {_shape(want)}")
             if want.is_floating_point() and not got.is_floating_point() or (
                     not want.is_floating_point() and got.dtype != want.dtype):
                 kind = "floating point" if want.is_floating_point() else str(want.dtype)
@@ -313,3 +311,6 @@ class _Checker:
                                   f"{str(got.dtype).removeprefix('torch.')}, not {kind}")
             if got.is_floating_point() and not torch.isfinite(got).all():
                 raise Lenet5Error(f"{path}: tensor {key} holds NaN or infinite values")
+        if recorded is None:  # said only of a file that passes every other check
+            print(f"lenet5: warning: {path} records no hash of its weights (saved by an older "
+                  "lenet5): a corruption of them cannot be detected", file=sys.stderr)

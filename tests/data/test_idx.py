@@ -1,21 +1,27 @@
 import gzip
+import struct
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
 
 from lenet5.data import load_dataset, to_input
-from lenet5.data.idx import parse_idx, read_idx
+from lenet5.data.idx import IdxFormat, parse_idx, read_idx
 from lenet5.errors import Lenet5Error
 from lenet5.models import Preprocess
-from tests.conftest import idx_bytes, write_idx
+from tests.conftest import idx_bytes, run_cli, write_idx
+
+MNIST_FILES = [f"{f}.gz" for f in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                                   "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")]
 
 
 def test_parse_roundtrip_gzip_and_raw(tmp_path):
     arr = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
     for compress in (True, False):
         path = write_idx(tmp_path / f"x{compress}", arr, compress)
-        got = read_idx(path, expect_ndim=3)
+        got = read_idx(path, IdxFormat((None, 3, 4)))
         np.testing.assert_array_equal(got.array, arr)
     import hashlib
 
@@ -32,7 +38,7 @@ def test_wrong_magic_is_refused():
 def test_wrong_dimensions_are_refused():
     data = idx_bytes(np.zeros(5, dtype=np.uint8))
     with pytest.raises(Lenet5Error, match="1 dimensions, expected 3"):
-        parse_idx(data, "labels", expect_ndim=3)
+        parse_idx(data, "labels", IdxFormat((None, 28, 28)))
 
 
 def test_truncated_data_is_refused():
@@ -93,3 +99,76 @@ def test_to_input_pads_with_background_and_normalizes():
     assert x.shape == (2, 1, 32, 32)
     assert x[0, 0, 0, 0].item() == pytest.approx(-0.1, abs=1e-4)  # padding = background
     assert x[0, 0, 16, 16].item() == pytest.approx(1.175, abs=1e-4)  # ink
+
+
+def test_header_whose_dimensions_overflow_is_refused(tmp_path):
+    """2^22 x 2^21 x 2^21 = 2^64 bytes: a 64-bit product wraps to 0, and a file of just the
+    header looked complete."""
+    header = bytes([0, 0, 0x08, 3]) + struct.pack(">3I", 2**22, 2**21, 2**21)
+    with pytest.raises(Lenet5Error, match="over the 536,870,912-byte bound"):
+        parse_idx(header, "f")
+    for name in MNIST_FILES:
+        write_idx(tmp_path / name, np.zeros(1, np.uint8))
+    images = tmp_path / "train-images-idx3-ubyte.gz"
+    images.write_bytes(gzip.compress(header))
+    with pytest.raises(Lenet5Error, match="shape 4194304x2097152x2097152, expected Nx28x28"):
+        load_dataset(data_dir=tmp_path)
+    images.write_bytes(gzip.compress(header[:4] + struct.pack(">3I", 2**32 - 1, 28, 28)))
+    with pytest.raises(Lenet5Error, match="IDX header says 4,294,967,295 entries, more than "
+                                          "the 60,000 this file holds"):
+        load_dataset(data_dir=tmp_path)
+
+
+def test_images_of_another_size_are_refused_at_the_header(tmp_path):
+    """KMNIST publishes no content hash: 60,000 images of 14x56 (as many bytes as 28x28)
+    loaded, and crashed inside the model."""
+    for name, shape in zip(MNIST_FILES, [(60000, 14, 56), (60000,), (10000, 28, 28), (10000,)]):
+        write_idx(tmp_path / name, np.zeros(shape, np.uint8))
+    r = run_cli("prepare", "--dataset", "kmnist", "--data-dir", str(tmp_path))
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines() == [
+        f"lenet5: error: {tmp_path / 'train-images-idx3-ubyte.gz'}: IDX header has shape "
+        "60000x14x56, expected Nx28x28; is it the right file?"]
+
+
+def bomb(header_shape: tuple[int, ...], gigabytes: float) -> bytes:
+    """A gzip file whose IDX header announces ``header_shape`` and whose content goes on for
+    ``gigabytes`` of zeros: members of 1 MiB of zeros, about 1 KB each compressed."""
+    header = bytes([0, 0, 0x08, len(header_shape)]) + struct.pack(f">{len(header_shape)}I",
+                                                                   *header_shape)
+    zeros = gzip.compress(bytes(1 << 20), mtime=0)
+    return gzip.compress(header, mtime=0) + zeros * int(gigabytes * 1024)
+
+
+BOMB_CHILD = """
+import resource, sys
+from lenet5.data import load_dataset
+from lenet5.errors import Lenet5Error
+for d in sys.argv[1:]:
+    try:
+        load_dataset(data_dir=d)
+    except Lenet5Error as e:
+        print(e)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def test_gzip_bomb_in_a_data_dir_is_refused_in_bounded_memory(tmp_path):
+    """1.5 MB of .gz that expand to 1.5 GB, announced as MNIST's training images or as more:
+    refused after reading one byte more than the header announces (peak memory measured in
+    a child process, where torch's import alone takes some 300 MB)."""
+    dirs = []
+    for i, shape in enumerate([(60000, 28, 28), (60000, 28, 28000)]):
+        d = tmp_path / str(i)
+        d.mkdir()
+        for name in MNIST_FILES:
+            write_idx(d / name, np.zeros(1, np.uint8))
+        (d / "train-images-idx3-ubyte.gz").write_bytes(bomb(shape, 1.5))
+        dirs.append(str(d))
+    r = subprocess.run([sys.executable, "-c", BOMB_CHILD, *dirs], capture_output=True,
+                       text=True, timeout=300)
+    *errors, peak_kib = r.stdout.strip().splitlines()
+    assert int(peak_kib) < 1024 * 1024, f"peak RSS {int(peak_kib) // 1024} MiB"
+    assert len(errors) == 2, r.stdout + r.stderr
+    assert "is longer than its header says (47,040,016 bytes" in errors[0]
+    assert "IDX header has shape 60000x28x28000, expected Nx28x28" in errors[1]
