@@ -7,7 +7,6 @@ import gzip
 import hashlib
 import io
 import multiprocessing
-import subprocess
 import sys
 import threading
 import time
@@ -17,12 +16,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
+from benchmarks.bounded_memory import gzip_bomb, refuse_in_child
 from lenet5.data.download import download_archive, download_file
 from lenet5.data.idx import IdxFormat
 from lenet5.data.registry import Archive
 from lenet5.errors import Lenet5Error
 from tests.conftest import idx_bytes, run_cli
-from tests.data.test_idx import bomb
 
 CONTENT = idx_bytes(np.random.default_rng(0).integers(0, 256, (40, 28, 28), dtype=np.uint8))
 GOOD = gzip.compress(CONTENT, mtime=0)
@@ -317,32 +316,14 @@ def test_every_dataset_file_has_a_size_bound():
     assert gz_bound(mnist.idx_format("train-images-idx3-ubyte").max_bytes()) == 47_091_152
 
 
-BOMB_CHILD = """
-import resource, sys
-from pathlib import Path
-from lenet5.data.download import download_file
-from lenet5.data.registry import MNIST
-from lenet5.errors import Lenet5Error
-f = "train-images-idx3-ubyte"
-try:
-    download_file(f, [sys.argv[1]], Path(sys.argv[2]), MNIST.sha256[f], MNIST.idx_format(f),
-                  retries=0)
-except Lenet5Error as e:
-    print(e)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
-"""
-
-
 def test_a_gzip_bomb_from_a_mirror_is_refused_in_bounded_memory(server, tmp_path):
-    """1.5 MB of .gz (within the 47 MB bound of MNIST's training images) that expand to
+    """1.6 MB of .gz (within the 47 MB bound of MNIST's training images) that expand to
     1.5 GB: the check reads one byte past what the header announces and stops (peak memory
-    measured in a child process, where torch's import alone takes some 300 MB)."""
+    measured in a child process, where the imports alone take some 300 MB)."""
     srv, url = server
-    srv.bomb = bomb((60000, 28, 28), 1.5)
-    r = subprocess.run([sys.executable, "-c", BOMB_CHILD, f"{url}/bomb/", str(tmp_path)],
-                       capture_output=True, text=True, timeout=300)
-    error, peak_kib = r.stdout.strip().splitlines()
-    assert int(peak_kib) < 1024 * 1024, f"peak RSS {int(peak_kib) // 1024} MiB"
+    srv.bomb = gzip_bomb((60000, 28, 28), 1.5)
+    (error,), peak_kib = refuse_in_child("mirror", f"{url}/bomb/", str(tmp_path))
+    assert peak_kib < 1024 * 1024, f"peak RSS {peak_kib // 1024} MiB"
     assert "could not download train-images-idx3-ubyte" in error
     assert "is longer than its header says (47,040,016 bytes" in error
     assert files(tmp_path) == []
