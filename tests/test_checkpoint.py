@@ -17,9 +17,9 @@ from safetensors.torch import save as safetensors_save
 import lenet5
 from benchmarks.bounded_memory import huge_checkpoint, refuse_in_child
 from lenet5.checkpoint import Checkpoint, load_checkpoint, save_checkpoint, weights_sha256
+from lenet5.cli import main
 from lenet5.errors import Lenet5Error
 from lenet5.models import get_model_entry
-from tests.conftest import run_cli
 
 
 def make_checkpoint(path: Path, model: str = "classic", **model_args) -> Path:
@@ -194,12 +194,14 @@ def test_huge_num_classes_is_refused_before_any_allocation(tmp_path):
 
 
 @pytest.mark.parametrize("command", ["eval", "predict", "export"])
-def test_cli_refuses_malformed_metadata_with_one_line(good, tmp_path, mnist_dir, command):
+def test_cli_refuses_malformed_metadata_with_one_line(good, tmp_path, mnist_dir, command,
+                                                      capsys):
+    """(``main`` in this process: the command line as a user runs it, without starting
+    Python again for each command.)"""
     bad = tamper(good, tmp_path / "bad.safetensors", "model_args.num_classes", "ten")
     extra = {"eval": ["--data-dir", str(mnist_dir)], "export": ["--format", "torchscript"],
              "predict": [str(tmp_path)]}[command]
-    r = run_cli(command, str(bad), *extra)
-    assert r.returncode == 1, r.stderr
-    assert r.stderr.strip().splitlines() == [
+    assert main([command, str(bad), *extra]) == 1
+    assert capsys.readouterr().err.strip().splitlines() == [
         f"lenet5: error: {bad}: bad checkpoint metadata: model_args.num_classes must be an "
         "integer, not 'ten'"]
