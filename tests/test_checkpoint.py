@@ -95,6 +95,8 @@ BAD_METADATA = [
     ("config.loss", 3, "config.loss must be"),
     ("version", "1", "version must be"),
     ("model", ["classic"], "unknown model"),
+    ("metrics.test.acc", 10**400, "metrics.test.acc must be"),  # too big for a float
+    ("preprocess.std", 10**400, "std must be a number from"),
 ]
 
 
@@ -118,6 +120,14 @@ def test_malformed_metadata_is_refused_at_load(good, tmp_path, keys, value, matc
     with pytest.raises(Lenet5Error, match=match) as e:
         load_checkpoint(bad)
     assert "\n" not in str(e.value) and str(bad) in str(e.value)
+
+
+def test_metadata_nested_too_deep_is_not_a_checkpoint(good, tmp_path):
+    _, tensors = read_raw(good)
+    bad = tmp_path / "deep.safetensors"
+    bad.write_bytes(safetensors_save(tensors, metadata={"lenet5": "[" * 100_000}))
+    with pytest.raises(Lenet5Error, match="a safetensors file but not a lenet5 checkpoint"):
+        load_checkpoint(bad)
 
 
 def test_flipped_bytes_in_the_weights_are_detected(good, tmp_path):
@@ -165,6 +175,9 @@ def test_older_checkpoint_without_a_hash_loads_with_a_warning(good, tmp_path, ca
     ckpt = load_checkpoint(old)
     assert torch.equal(ckpt.state_dict["features.c1.weight"], tensors["features.c1.weight"])
     assert "records no hash of its weights" in capsys.readouterr().err
+    with pytest.raises(Lenet5Error, match="metrics must be"):  # refused: no warning then
+        load_checkpoint(tamper(old, tmp_path / "older.safetensors", "metrics", [1]))
+    assert capsys.readouterr().err == ""
     meta["weights_sha256"] = "not a hash"
     with pytest.raises(Lenet5Error, match="weights_sha256 must be"):
         load_checkpoint(write_raw(old, meta, tensors, rehash=False))

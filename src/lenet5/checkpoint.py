@@ -124,7 +124,7 @@ def load_checkpoint(path: str | Path, expect_model: str | None = None) -> Checkp
         raise Lenet5Error(f"{path} is not a lenet5 checkpoint (not a safetensors file: {e})") from None
     try:
         meta = json.loads(raw_meta) if raw_meta else None
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):  # RecursionError: nested too deep
         meta = None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise Lenet5Error(f"{path} is a safetensors file but not a lenet5 checkpoint")
@@ -143,7 +143,7 @@ def load_checkpoint(path: str | Path, expect_model: str | None = None) -> Checkp
     model_args = check.model_args(entry, meta.get("model_args", {}))
     preprocess = check.preprocess(entry, meta.get("preprocess"))
     check.weights(state, meta.get(HASH_KEY), entry, model_args)
-    return Checkpoint(
+    ckpt = Checkpoint(
         model_name=name,
         model_args=model_args,
         preprocess=preprocess,
@@ -152,6 +152,10 @@ def load_checkpoint(path: str | Path, expect_model: str | None = None) -> Checkp
         dataset=check.dataset(meta.get("dataset"), _num_classes(entry, model_args)),
         config=check.config(meta.get("config")),
     )
+    if meta.get(HASH_KEY) is None:  # said only of a file that passes every check
+        print(f"lenet5: warning: {path} records no hash of its weights (saved by an older "
+              "lenet5): a corruption of them cannot be detected", file=sys.stderr)
+    return ckpt
 
 
 def _integer(v: Any) -> bool:
@@ -159,7 +163,13 @@ def _integer(v: Any) -> bool:
 
 
 def _number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    """A number a float holds, finite (JSON's integers may have any number of digits)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(v))
+    except OverflowError:
+        return False
 
 
 def _show(v: Any) -> str:
@@ -320,6 +330,3 @@ class _Checker:
                                   f"{str(got.dtype).removeprefix('torch.')}, not {kind}")
             if got.is_floating_point() and not _finite(got):
                 raise Lenet5Error(f"{path}: tensor {key} holds NaN or infinite values")
-        if recorded is None:  # said only of a file that passes every other check
-            print(f"lenet5: warning: {path} records no hash of its weights (saved by an older "
-                  "lenet5): a corruption of them cannot be detected", file=sys.stderr)
