@@ -31,7 +31,7 @@ from ..io import atomic_write_text
 from .dataset import Dataset, Split
 from .download import download_archive, download_file, lock_for
 from .folder import FolderFormat, load_image_folder
-from .idx import INT32, UBYTE, read_idx
+from .idx import read_idx
 from .registry import IMAGE_FOLDER, SPLITS, DatasetSpec, get_dataset_spec
 
 DATA_DIR_ENV = "LENET5_DATA_DIR"
@@ -117,15 +117,6 @@ def find_dataset(spec: DatasetSpec, data_dir: str | os.PathLike | None = None,
     return None
 
 
-def _label_format(spec: DatasetSpec) -> tuple[int, tuple[int, ...]]:
-    """(IDX dimensions, allowed IDX types) of the dataset's label files."""
-    return (2, (INT32,)) if spec.label_columns else (1, (UBYTE,))
-
-
-def _idx_format(spec: DatasetSpec, file_name: str) -> tuple[int, tuple[int, ...]]:
-    return (3, (UBYTE,)) if spec.is_images(file_name) else _label_format(spec)
-
-
 def _recorded(directory: Path) -> dict[str, str]:
     try:
         data = json.loads((directory / VERIFIED_FILE).read_text())
@@ -168,13 +159,11 @@ def locate_files(
     else:
         fetched = {}
         for f in missing:
-            ndim, dtypes = _idx_format(spec, f)
-            fetched[f] = download_file(f, mirrors, directory, spec.sha256.get(f), ndim,
-                                       md5=spec.gz_md5.get(f), dtypes=dtypes)
+            fetched[f] = download_file(f, mirrors, directory, spec.sha256.get(f),
+                                       spec.idx_format(f), md5=spec.gz_md5.get(f))
     for f, path in fetched.items():
         if not spec.verifiable(f):  # verified by an MD5 just now: record its content hash
-            ndim, dtypes = _idx_format(spec, f)
-            _record(directory, f, read_idx(path, ndim, dtypes).sha256)
+            _record(directory, f, read_idx(path, spec.idx_format(f)).sha256)
     return {**paths, **fetched}  # type: ignore[dict-item]
 
 
@@ -190,13 +179,15 @@ def _read_verified(spec: DatasetSpec, file_name: str, path: Path,
                    unverified: list[str] | None = None) -> tuple[np.ndarray, str]:
     """The file's array and content SHA-256, verified as well as the dataset allows;
     the name of a file nothing can verify is appended to ``unverified``."""
-    ndim, dtypes = _idx_format(spec, file_name)
     want_md5 = spec.gz_md5.get(file_name)
     want = spec.sha256.get(file_name)
     in_cache = path.parent.resolve() == (cache_dir() / spec.name).resolve()
     if want is None and in_cache:
         want = _recorded(path.parent).get(file_name)
-    got = read_idx(path, ndim, dtypes, file_md5=want is None and want_md5 is not None)
+    # the header is checked against the image size and the split's size before any data is
+    # read: a file of the wrong shape, or a gzip bomb, is refused without reading it whole
+    got = read_idx(path, spec.idx_format(file_name),
+                   file_md5=want is None and want_md5 is not None)
     if got.sha256 != want and (other := _known_content().get(got.sha256)):
         raise Lenet5Error(f"{path} is {other[0]}'s {other[1]}, not {spec.name}'s {file_name}; "
                           f"use --dataset {other[0]}, or point --data-dir at {spec.name}'s files")
