@@ -1,19 +1,16 @@
 """The private PyTorch APIs the fast path uses, each behind a check, with a public fallback.
 
-PyTorch may change or drop an underscore name in any release. Each one used here is
-checked once per process (it exists, and on a small exact case it gives what the public
-API gives) and replaced by its public equivalent where the check fails, or everywhere when
-the environment variable ``LENET5_PUBLIC_TORCH=1`` is set (the tests run both ways):
+PyTorch may change or drop an underscore name in any release. Each one used here is looked
+up before use (the convolution gradient and Adam's kernels are also compared with the
+public API once per process, on a small exact case) and replaced by its public equivalent
+where it is missing, fails or disagrees, or everywhere when the environment variable
+``LENET5_PUBLIC_TORCH=1`` is set (the tests run both ways):
 
-===========================================  ============================================
-private                                      public fallback
-===========================================  ============================================
-``torch.ops.aten.convolution_backward``      ``torch.nn.grad.conv2d_weight``, ``sum``
-``torch._fused_adam_``, ``_fused_adamw_``,   ``torch.optim.Adam(fused=True).step``
-``_foreach_add_``, the step-hook dicts       (and ``AdamW``; ``training/optim.py``)
-``torch.ops.mkldnn._is_mkldnn_bf16_supported``  the CPU's flags (``/proc/cpuinfo``)
-``torch._foreach_lerp_``                     ``Tensor.lerp_``, tensor by tensor
-===========================================  ============================================
+- ``torch.ops.aten.convolution_backward`` -> ``torch.nn.grad.conv2d_weight`` and a sum;
+- ``torch._fused_adam_`` / ``_fused_adamw_`` with ``_foreach_add_`` and the optimizers'
+  step-hook dicts (``training/optim.py``) -> ``torch.optim.Adam(fused=True).step`` (AdamW);
+- ``torch.ops.mkldnn._is_mkldnn_bf16_supported`` -> the CPU's flags (``/proc/cpuinfo``);
+- ``torch._foreach_lerp_`` -> ``Tensor.lerp_``, tensor by tensor.
 
 The private routes are what the project measured and shipped; the public ones compute the
 same things (the optimizer and the lerp bit for bit, the weight gradient to rounding).
