@@ -142,3 +142,13 @@ def small_run(mnist, tmp_path_factory) -> Path:
                                 progress=False)
     train(cfg, mnist.head(12000), log=lambda _line: None)
     return out
+
+
+@pytest.fixture(params=["private", "public"])
+def torch_api(request, monkeypatch) -> str:
+    """Run a test twice: with the private PyTorch APIs the fast path uses, and with only
+    their public fallbacks (LENET5_PUBLIC_TORCH=1, lenet5.fastpath.compat)."""
+    from lenet5.fastpath import PUBLIC_TORCH_ENV
+
+    monkeypatch.setenv(PUBLIC_TORCH_ENV, "1" if request.param == "public" else "0")
+    return request.param

@@ -57,8 +57,11 @@ class Checkpoint:
     config: dict[str, Any] = field(default_factory=dict)
 
     def build_model(self) -> nn.Module:
-        """The model with its weights loaded, in eval mode, in the layout training used
-        (channels_last, see fastpath.py), so evaluation repeats training's numbers exactly."""
+        """The plain model (its layers in their canonical order, as plots and exports show
+        them) with its weights loaded, in eval mode, in the layout training used
+        (channels_last): its scores are the accelerated model's, bit for bit, so
+        prediction repeats evaluation's numbers. ``lenet5.fastpath.accelerate`` it to
+        evaluate faster."""
         model = create_model(self.model_name, **self.model_args)
         try:
             model.load_state_dict(self.state_dict, strict=True)

@@ -12,6 +12,7 @@ from ..evaluation import (
     format_per_class,
     predict_logits,
 )
+from ..fastpath import accelerate
 from ..training import build_loss, pick_device, reported_loss
 from ..weights import resolve_checkpoint
 from .common import CHECKPOINT_HELP, add_data_args, add_device_arg, load_checkpoint_data
@@ -33,7 +34,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     ckpt = resolve_checkpoint(args.checkpoint, expect_model=args.model)
-    model = ckpt.build_model()
+    model = accelerate(ckpt.build_model())  # the fast layers, as training evaluated it
     config = ckpt.config
     data = load_checkpoint_data(args, ckpt)
     expected = ckpt.dataset.get("sha256")

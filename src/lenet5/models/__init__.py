@@ -4,7 +4,7 @@ from . import alexnet, lenet, lenet1998  # noqa: F401  (registration side effect
 from .registry import (
     ModelEntry,
     Preprocess,
-    Recipe,
+    check_input,
     create_model,
     get_model_entry,
     input_size_for,
@@ -15,7 +15,7 @@ from .registry import (
 __all__ = [
     "ModelEntry",
     "Preprocess",
-    "Recipe",
+    "check_input",
     "create_model",
     "get_model_entry",
     "input_size_for",

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..models import get_model_entry
+from .recipes import recipe_for
 
 
 @dataclass
@@ -48,7 +48,7 @@ class TrainConfig:
     @classmethod
     def for_model(cls, model: str, **overrides: Any) -> TrainConfig:
         """The model's recipe, with every override that is not None applied on top."""
-        recipe = get_model_entry(model).recipe.to_dict()
+        recipe = recipe_for(model).to_dict()
         known = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in recipe.items() if k in known}
         # the recipe's loss/optimizer options belong to the recipe's loss/optimizer: they

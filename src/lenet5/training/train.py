@@ -23,9 +23,9 @@ from ..data import Dataset, Split, to_input
 from ..data.distort import Distortion, distort
 from ..errors import Lenet5Error
 from ..evaluation import Metrics, format_metrics
-from ..fastpath import autocast, input_memory_format, resolve_precision, to_channels_last
+from ..fastpath import accelerate, autocast, input_memory_format, resolve_precision
 from ..io import ensure_writable_dir
-from ..models import create_model, get_model_entry
+from ..models import check_input, create_model, get_model_entry
 from . import distributed
 from .config import TrainConfig
 from .device import seed_everything
@@ -69,6 +69,7 @@ def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print,
         raise Lenet5Error(f"--distort takes the share of images to distort, between 0 and 1, "
                           f"not {cfg.distort}")
     distortion = Distortion(fraction=float(cfg.distort))  # True (older configs): all
+    check_input(cfg.model, tuple(data.train.images.shape[1:]), data.name)
     if cfg.out is not None:
         ensure_writable_dir(Path(cfg.out).parent)  # fail now, not after an hour of training
     seed_everything(cfg.seed)
@@ -79,7 +80,7 @@ def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print,
     entry = get_model_entry(cfg.model)
     model_args = {"num_classes": len(data.classes), "in_channels": data.in_channels,
                   **cfg.model_args}
-    model = ddp.wrap(to_channels_last(create_model(cfg.model, **model_args).to(device)))
+    model = ddp.wrap(accelerate(create_model(cfg.model, **model_args).to(device)))
     net = distributed.unwrap(model)  # the model itself, without a DDP wrapper
     memory_format = input_memory_format(model)
     precision = resolve_precision(cfg.precision, device)
