@@ -1,0 +1,144 @@
+"""The HTTP connection of ``lenet5 serve``: uvicorn's httptools protocol with the bounds
+uvicorn lacks.
+
+uvicorn (0.54) times out only idle keep-alive connections, and any byte received resets
+that timer: a client trickling a request, or holding half of one, keeps its connection
+forever (uvicorn's own issue #157 lists the missing ``--timeout-request-start`` and
+``--timeout-request-complete``). An ASGI middleware cannot help, since the app is only
+called once the headers are in. So this subclass adds, per connection:
+
+- a deadline for the request line and headers (``header_timeout``, counted from the
+  connection or the first byte of the next request) and a byte cap on them
+  (``max_header_bytes``; httptools has none);
+- a deadline for the body (``body_timeout``, from the end of the headers);
+- a cap on open connections (``max_connections``): the next one gets a 503 and is closed.
+
+A request that misses its deadline gets a JSON 408 and the connection is closed; an idle
+connection is closed without a word, as a keep-alive timeout would. uvicorn's own
+plain-text 400 for unparsable requests is answered in JSON too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from .limits import Limits, json_response_bytes
+
+log = logging.getLogger("lenet5.serve")
+
+
+def guarded_protocol(limits: Limits) -> type[HttpToolsProtocol]:
+    """The protocol class to give uvicorn (``Config(http=...)``), bound to ``limits``."""
+    return type("GuardedHttpToolsProtocol", (GuardedProtocol,), {"limits": limits})
+
+
+class GuardedProtocol(HttpToolsProtocol):
+    limits: Limits
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._deadline: asyncio.TimerHandle | None = None
+        self._phase = "idle"  # "idle" between requests, then "headers", then "body"
+        self._header_bytes, self._tail = 0, b""  # of the headers being received
+        self._refused = False
+
+    # -- connection ------------------------------------------------------------------
+    def connection_made(self, transport) -> None:
+        if len(self.connections) >= self.limits.max_connections:
+            self._refused = True
+            log.warning("refused a connection: %d open, the most allowed (--max-connections)",
+                        len(self.connections))
+            transport.write(json_response_bytes(
+                503, f"the server has {len(self.connections)} connections open, the most it "
+                     "takes; try again shortly"))
+            transport.close()
+            return
+        super().connection_made(transport)
+        self._arm(self.limits.header_timeout)
+
+    def connection_lost(self, exc) -> None:
+        self._disarm()
+        if not self._refused:
+            super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused or self.parser is None:
+            return
+        if self._phase == "idle" and self._deadline is None and (
+                self.cycle is None or self.cycle.response_complete):
+            self._arm(self.limits.header_timeout)  # the first bytes of the next request
+        if self._phase != "body":  # refuse headers over the cap before parsing them
+            room = self.limits.max_header_bytes - self._header_bytes
+            if len(data) > room and b"\r\n\r\n" not in self._tail + data[:max(room, 0)]:
+                self._answer_and_close(431, f"request line and headers are larger than "
+                                            f"{self.limits.max_header_bytes // 1024} KB")
+                return
+            self._header_bytes += len(data)
+            self._tail = data[-3:]  # the end of the headers may straddle two reads
+        super().data_received(data)
+
+    # -- parser callbacks --------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._phase = "headers"
+
+    def on_headers_complete(self) -> None:
+        self._phase, self._header_bytes, self._tail = "body", 0, b""
+        self._arm(self.limits.body_timeout)
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._phase = "idle"
+        self._disarm()
+
+    def send_400_response(self, msg: str) -> None:
+        self._answer_and_close(400, "not a valid HTTP request")
+
+    # -- deadlines ---------------------------------------------------------------------
+    def _arm(self, seconds: float) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(seconds, self._expired)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expired(self) -> None:
+        self._deadline = None
+        if self.transport is None or self.transport.is_closing():
+            return
+        if self._phase == "idle":  # nothing asked: close as a keep-alive timeout does
+            self.transport.close()
+            return
+        what = "headers" if self._phase == "headers" else "body"
+        seconds = self.limits.header_timeout if what == "headers" else self.limits.body_timeout
+        log.info("%s: request %s not received within %g s; connection closed",
+                 self._peer(), what, seconds)
+        self._answer_and_close(408, f"the request's {what} did not arrive within {seconds:g} s")
+
+    def _answer_and_close(self, status: int, detail: str) -> None:
+        """Answer the request being received (unless its answer has begun), then close."""
+        self._disarm()
+        if self.transport.is_closing():
+            return
+        cycle = self.cycle  # in the body phase, this request's; before, an earlier one's
+        active = cycle is not None and not cycle.response_complete
+        if self._phase == "body":
+            answer = not cycle.response_started  # not twice, not into an answer under way
+        else:
+            answer = not active  # an earlier request is still being answered: just close
+        if active:
+            cycle.disconnected = True  # the app's own answer, if it ever comes, is dropped
+            cycle.message_event.set()  # and its receive() returns http.disconnect
+        if answer:
+            self.transport.write(json_response_bytes(status, detail))
+        self._phase = "idle"
+        self.transport.close()
+
+    def _peer(self) -> str:
+        return f"{self.client[0]}:{self.client[1]}" if self.client else "client"
