@@ -47,19 +47,35 @@ import numpy as np
 
 
 def start_server(checkpoint: str, *flags: str) -> tuple[subprocess.Popen, str]:
+    """``lenet5 serve CHECKPOINT --port 0 FLAGS``; the process and its URL. What it writes to
+    stderr after the line that gives its address is passed on, marked ``server:``."""
     proc = subprocess.Popen([sys.executable, "-m", "lenet5", "serve", checkpoint, "--port", "0", *flags],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(x) or sys.stderr.write("server: " + x) * (i > 0)
-                                     for i, x in enumerate(proc.stderr)], daemon=True).start()
-    try:
-        line = lines.get(timeout=120)
-    except queue.Empty:
-        proc.kill()
-        sys.exit("lenet5 serve did not start within 120 s")
-    if " at http://" not in line:
-        proc.kill()
-        sys.exit(f"lenet5 serve failed: {line.strip()}")
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def read():
+        for line in proc.stderr:
+            lines.put(line)
+        lines.put(None)
+    threading.Thread(target=read, daemon=True).start()
+    said = []
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            proc.kill()
+            sys.exit("lenet5 serve did not start within 120 s")
+        if line is None:
+            sys.exit(f"lenet5 serve failed: {''.join(said).strip()}")
+        said.append(line)
+        if line.startswith("lenet5: serving ") and " at http://" in line:
+            break
+
+    def relay():
+        while (line := lines.get()) is not None:
+            sys.stderr.write("server: " + line)
+    threading.Thread(target=relay, daemon=True).start()
     return proc, line.split(" at ")[1].split()[0]
 
 

@@ -57,18 +57,21 @@ class Server:
         self.proc = subprocess.Popen([sys.executable, "-m", "lenet5", "serve", *args, "--port", "0"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.log: list[str] = []
-        started = threading.Event()
+        self.started: str | None = None  # the line that says where it serves
+        ready = threading.Event()
 
         def read():
             for line in self.proc.stderr:
                 self.log.append(line)
-                started.set()
-            started.set()
+                if self.started is None and line.startswith("lenet5: serving "):
+                    self.started = line
+                    ready.set()
+            ready.set()  # it ended
         threading.Thread(target=read, daemon=True).start()
-        if not started.wait(STARTUP_TIMEOUT) or " at http://" not in "".join(self.log[:1]):
+        if not ready.wait(STARTUP_TIMEOUT) or self.started is None:
             self.stop()
             pytest.fail(f"lenet5 serve did not start: {''.join(self.log)[:500]}")
-        self.url = self.log[0].split(" at ")[1].split()[0].rstrip("/")
+        self.url = self.started.split(" at ")[1].split()[0].rstrip("/")
         self.host, self.port = "127.0.0.1", int(self.url.rsplit(":", 1)[1])
 
     def stop(self):
@@ -90,7 +93,7 @@ def server(checkpoint):
     """`lenet5 serve CHECKPOINT --port 0` in a subprocess, as a user runs it (short deadlines)."""
     s = Server(str(checkpoint), "--header-timeout", str(HEADER_TIMEOUT),
                "--body-timeout", str(BODY_TIMEOUT), "--max-connections", str(MAX_CONNECTIONS))
-    assert s.log[0].startswith("lenet5: serving classic at http://127.0.0.1:"), s.log[0]
+    assert s.started.startswith("lenet5: serving classic at http://127.0.0.1:"), s.started
     yield s
     s.stop()
     assert s.proc.returncode is not None

@@ -164,17 +164,21 @@ def test_connections_over_the_cap_get_a_json_503(server):
         assert http.get("/healthz").status_code == 200
 
 
-def test_clients_leaving_mid_body_log_no_traceback(server):
+def test_clients_leaving_mid_body_or_not_speaking_http_are_not_logged_as_errors(server):
+    """Each was a 60-line ERROR traceback (a client leaving) or a WARNING line (junk): a log
+    anyone could flood. Now one INFO line each, which the default log level hides."""
     mark = len(server.log)
     for _ in range(20):
         with connect(server) as s:
             s.sendall(post(b'{"pixels": ' + b"[0, " * 20000)[:40000])
             time.sleep(0.01)
+        with connect(server) as s:
+            s.sendall(b"BREW /pot HTTP/1.1\r\n\r\n")
+            read_all(s)
     with httpx.Client(base_url=server.url, timeout=30) as http:
         assert http.get("/healthz").status_code == 200
     time.sleep(0.5)
-    lines = server.log[mark:]
-    assert len(lines) <= 20 and not any("Traceback" in x or "ERROR" in x for x in lines), lines[:5]
+    assert server.log[mark:] == []
 
 
 def test_decodes_are_bounded_and_healthz_answers_while_they_run(checkpoint, monkeypatch):

@@ -121,8 +121,9 @@ _MULTIPART_SCHEMA = {
     "type": "object", "required": ["file"],
     "properties": {
         "file": {"type": "string", "format": "binary",
-                 "description": "an image of one digit (PNG, JPEG, ...), at most 4096x4096; "
-                                "preprocessed as `lenet5 predict` does"},
+                 "description": "an image of one digit (PNG, JPEG, BMP, GIF, WebP, TIFF, PPM), "
+                                "at most 16.8 megapixels decoded (a large JPEG is decoded at "
+                                "1/2, 1/4 or 1/8 scale); preprocessed as `lenet5 predict` does"},
         "model": {"type": "string", "description": "a model id from GET /api/models"},
         "activations": {"type": "boolean", "description": "also return the feature maps"},
     },

@@ -30,17 +30,31 @@ from .limits import Limits, json_response_bytes
 log = logging.getLogger("lenet5.serve")
 
 
+class _Quieter(logging.Filter):
+    """uvicorn logs a WARNING for every unparsable request: a line per junk request, which a
+    client can send by the thousand. The 400 is logged at INFO here instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg != "Invalid HTTP request received."
+
+
 def guarded_protocol(limits: Limits) -> type[HttpToolsProtocol]:
     """The protocol class to give uvicorn (``Config(http=...)``), bound to ``limits``."""
-    return type("GuardedHttpToolsProtocol", (GuardedProtocol,), {"limits": limits})
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _Quieter) for f in uvicorn_log.filters):
+        uvicorn_log.addFilter(_Quieter())
+    return type("GuardedHttpToolsProtocol", (GuardedProtocol,), {"limits": limits, "refused": 0})
 
 
 class GuardedProtocol(HttpToolsProtocol):
     limits: Limits
+    refused, warned = 0, float("-inf")  # connections refused at the cap; last warning (loop time)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._deadline: asyncio.TimerHandle | None = None
+        self._due: float | None = None  # loop time the current phase must end by
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
         self._phase = "idle"  # "idle" between requests, then "headers", then "body"
         self._header_bytes, self._tail = 0, b""  # of the headers being received
         self._refused = False
@@ -49,8 +63,12 @@ class GuardedProtocol(HttpToolsProtocol):
     def connection_made(self, transport) -> None:
         if len(self.connections) >= self.limits.max_connections:
             self._refused = True
-            log.warning("refused a connection: %d open, the most allowed (--max-connections)",
-                        len(self.connections))
+            cls = type(self)
+            cls.refused += 1
+            if self.loop.time() - cls.warned > 60:  # one line a minute, not one per connection
+                log.warning("at --max-connections (%d): %d connections refused since start",
+                            self.limits.max_connections, cls.refused)
+                cls.warned = self.loop.time()
             transport.write(json_response_bytes(
                 503, f"the server has {len(self.connections)} connections open, the most it "
                      "takes; try again shortly"))
@@ -61,13 +79,16 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc) -> None:
         self._disarm()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if not self._refused:
             super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         if self._refused or self.parser is None:
             return
-        if self._phase == "idle" and self._deadline is None and (
+        if self._phase == "idle" and self._due is None and (
                 self.cycle is None or self.cycle.response_complete):
             self._arm(self.limits.header_timeout)  # the first bytes of the next request
         if self._phase != "body":  # refuse headers over the cap before parsing them
@@ -96,20 +117,34 @@ class GuardedProtocol(HttpToolsProtocol):
         self._disarm()
 
     def send_400_response(self, msg: str) -> None:
+        log.info("%s: not a valid HTTP request; connection closed", self._peer())
         self._answer_and_close(400, "not a valid HTTP request")
 
     # -- deadlines ---------------------------------------------------------------------
     def _arm(self, seconds: float) -> None:
-        self._disarm()
-        self._deadline = self.loop.call_later(seconds, self._expired)
+        """Set the deadline. One timer per connection, moved only when the deadline comes
+        sooner: most requests then cost no timer call at all."""
+        self._due = self.loop.time() + seconds
+        if self._timer is not None and self._timer_at <= self._due:
+            return  # it fires first, sees the later deadline, and waits again
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer, self._timer_at = self.loop.call_at(self._due, self._tick), self._due
 
     def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
+        self._due = None  # a pending timer will find nothing due
+
+    def _tick(self) -> None:
+        self._timer = None
+        if self._due is None:
+            return
+        if self.loop.time() < self._due:
+            self._timer, self._timer_at = self.loop.call_at(self._due, self._tick), self._due
+            return
+        self._due = None
+        self._expired()
 
     def _expired(self) -> None:
-        self._deadline = None
         if self.transport is None or self.transport.is_closing():
             return
         if self._phase == "idle":  # nothing asked: close as a keep-alive timeout does
