@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -217,7 +218,7 @@ def create_app(checkpoints: list[str | Path], limits: Limits | None = None) -> F
             served = pick(str(form.get("model", model) or "") or None)
             want = str(form.get("activations", activations)).lower() in ("true", "1", "yes", "on")
             digit = await decoder.run(load_digit, data, file.filename or "file",
-                                      pixels=decode_pixels(data))
+                                      pixels=partial(decode_pixels, data))
             return await answer(served, digit, want)
         if ctype in ("application/json", ""):
             body = await request.body()

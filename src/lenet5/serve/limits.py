@@ -145,7 +145,7 @@ class DecodePool:
     Decodes of more than ``light_pixels`` (known from the image header) take one of
     ``workers`` threads; smaller ones have a thread of their own, so that a photo of a
     digit does not wait behind a 4096x4096 upload. At most ``queue`` wait in each lane;
-    the next get a 503.
+    the next get a 503. Nothing here runs on the event loop, not even the header.
     """
 
     def __init__(self, workers: int, queue: int, light_pixels: int):
@@ -158,10 +158,16 @@ class DecodePool:
         self._lock = threading.Lock()
         self.busiest = {"heavy": 0, "light": 0}  # the most ever running at once (for tests)
 
-    async def run(self, fn: Callable[..., T], *args, pixels: int = 0) -> T:
-        """``fn(*args)`` on a decode thread; ``pixels``: how many it will decode."""
-        lane = "heavy" if pixels > self.light_pixels else "light"
-        if self._pending[lane] >= self.threads[lane] + self.queue:
+    async def run(self, fn: Callable[..., T], *args, pixels: Callable[[], int] | None = None) -> T:
+        """``fn(*args)`` on a decode thread. ``pixels()``, run first on the light lane's
+        thread (reading an image header can take a while too), says which lane."""
+        lane = "light"
+        if pixels is not None and await self._on("light", pixels, bounded=False) > self.light_pixels:
+            lane = "heavy"  # (headers are not held to the queue bound: the connection cap is theirs)
+        return await self._on(lane, fn, *args)
+
+    async def _on(self, lane: str, fn: Callable[..., T], *args, bounded: bool = True) -> T:
+        if bounded and self._pending[lane] >= self.threads[lane] + self.queue:
             raise Busy(f"{self._pending[lane] - self.threads[lane]} uploads are waiting to be "
                        "decoded; try again shortly")
         self._pending[lane] += 1
