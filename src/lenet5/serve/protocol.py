@@ -55,6 +55,7 @@ class GuardedProtocol(HttpToolsProtocol):
         self._due: float | None = None  # loop time the current phase must end by
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
+        self._grace = False  # the deadline has passed once; it expires on the next look
         self._phase = "idle"  # "idle" between requests, then "headers", then "body"
         self._header_bytes, self._tail = 0, b""  # of the headers being received
         self._refused = False
@@ -124,7 +125,7 @@ class GuardedProtocol(HttpToolsProtocol):
     def _arm(self, seconds: float) -> None:
         """Set the deadline. One timer per connection, moved only when the deadline comes
         sooner: most requests then cost no timer call at all."""
-        self._due = self.loop.time() + seconds
+        self._due, self._grace = self.loop.time() + seconds, False
         if self._timer is not None and self._timer_at <= self._due:
             return  # it fires first, sees the later deadline, and waits again
         if self._timer is not None:
@@ -140,6 +141,11 @@ class GuardedProtocol(HttpToolsProtocol):
             return
         if self.loop.time() < self._due:
             self._timer, self._timer_at = self.loop.call_at(self._due, self._tick), self._due
+            return
+        if not self._grace:  # libuv runs due timers before it reads: after a stall, let one
+            self._grace = True  # read come first (a timer, to pass a poll), not to time out
+            self._timer = self.loop.call_later(0.01, self._tick)  # bytes that are already here
+            self._timer_at = self.loop.time() + 0.01
             return
         self._due = None
         self._expired()
