@@ -35,6 +35,7 @@ import asyncio
 import json
 import os
 import queue
+import shlex
 import statistics
 import subprocess
 import sys
@@ -249,6 +250,8 @@ def main() -> None:
     p.add_argument("--timeouts", type=float, default=2.0, metavar="S",
                    help="--mixed: the server's header and body timeouts (default: 2)")
     p.add_argument("--floors", action="store_true", help="measure the floors of docs/serve.md")
+    p.add_argument("--server-args", default="", metavar="ARGS",
+                   help='more flags for the server started, e.g. "--decode-workers 4"')
     args = p.parse_args()
     if not args.url and not args.checkpoint:
         p.error("give a CHECKPOINT to serve or the --url of a running server")
@@ -256,6 +259,7 @@ def main() -> None:
         p.error("loopback only: --url must be http://127.x.x.x, localhost or [::1]")
     t = str(args.timeouts)
     flags = ("--header-timeout", t, "--body-timeout", t) if args.mixed else ()
+    flags += tuple(shlex.split(args.server_args))
     proc, url = (None, args.url) if args.url else start_server(args.checkpoint, *flags)
     pid = proc.pid if proc else None
     if args.mixed or args.floors:
