@@ -98,7 +98,7 @@ def test_bad_files_get_their_own_line_and_the_rest_is_predicted(small_run, photo
         "text.jpg": b"just some text, not a picture",
         "truncated.png": encode(Image.new("L", (64, 64), 255), "PNG")[:60],
         "bomb.png": _png_claiming(40000, 40000),
-        "huge.png": _png_claiming(5000, 20),
+        "huge.png": _png_claiming(9000, 20),
         "blank.png": encode(Image.new("L", (64, 64), 255), "PNG"),
     }
     for name, data in bad.items():
@@ -111,7 +111,7 @@ def test_bad_files_get_their_own_line_and_the_rest_is_predicted(small_run, photo
     assert [LINE.match(x).group(1) for x in r.stdout.strip().splitlines()] == good[:2]
     errors = r.stderr.strip().splitlines()
     expected = {"blank.png": "no ink found", "bomb.png": "decompression bomb",
-                "empty.png": "file is empty", "huge.png": "5000x20, larger than 4096x4096",
+                "empty.png": "file is empty", "huge.png": "9000x20, larger than 8192x8192",
                 "text.jpg": "not an image", "truncated.png": "cannot decode image",
                 "missing.png": "no such file or directory"}
     assert len(errors) == len(expected) + 1
