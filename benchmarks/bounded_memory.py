@@ -48,7 +48,13 @@ for case in [args] if what == "mirror" else [[a] for a in args]:
         print("accepted")
     except Lenet5Error as e:
         print(e)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+# VmHWM: this process's own peak. ru_maxrss would also count the parent's memory at the
+# fork, which Linux carries across exec (a large pytest process then "peaks" here).
+try:
+    status = Path("/proc/self/status").read_text()
+    print(next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")))
+except (OSError, StopIteration):
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 

@@ -84,7 +84,7 @@ def test_resolve_checkpoint_takes_paths_and_names(fake_weights, small_run, tmp_p
     assert resolve_checkpoint(str(small_run)).model_name == "classic"
     with pytest.raises(Lenet5Error, match="is a checkpoint of model 'classic', not 'modern'"):
         resolve_checkpoint(str(small_run), expect_model="modern")
-    with pytest.raises(Lenet5Error, match="neither a checkpoint file nor shipped weights"):
+    with pytest.raises(Lenet5Error, match="does not exist: neither a checkpoint file nor shipped weights"):
         resolve_checkpoint("nonsense")
     with pytest.raises(Lenet5Error, match="does not exist"):
         resolve_checkpoint(str(tmp_path / "missing.safetensors"))

@@ -141,8 +141,8 @@ def resolve_checkpoint(source: str, expect_model: str | None = None):
         return ckpt
     if not Path(source).exists() and not source.endswith(FILE_SUFFIX):
         shipped = ", ".join(WEIGHTS.names()) or "none"
-        raise Lenet5Error(f"{source} is neither a checkpoint file nor shipped weights "
-                          f"(shipped: {shipped})")
+        raise Lenet5Error(f"{source} does not exist: neither a checkpoint file nor shipped "
+                          f"weights (shipped: {shipped})")
     return load_checkpoint(source, expect_model=expect_model)
 
 
