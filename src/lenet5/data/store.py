@@ -302,6 +302,10 @@ def load_dataset(
 
         return load_image_folder(data_dir, for_model=for_model)
     spec = get_dataset_spec(name)
+    if spec.base is not None:  # composed in memory from its base (strings.py)
+        from .strings import StringDataset
+
+        return StringDataset(name, load_dataset(spec.base, data_dir, download, mirrors))
     paths = locate_files(spec, data_dir, download, mirrors)
     splits, hashes, unverified = {}, {}, []
     for split in SPLITS:
@@ -331,6 +335,8 @@ def prepare(
     the verified hashes. Files found elsewhere (--data-dir, a system directory) are
     verified there, then copied."""
     spec = get_dataset_spec(name)
+    if spec.base is not None:  # nothing of its own: composed from its base when loaded
+        return prepare(spec.base, data_dir, mirrors)
     paths = locate_files(spec, data_dir, download=True, mirrors=mirrors)
     target = cache_dir() / spec.name
     hashes, unverified = {}, []
@@ -368,6 +374,9 @@ def dataset_status(data_dir: str | os.PathLike | None = None,
     user = _user_dir(data_dir)
     for name in list_datasets():
         spec = get_dataset_spec(name)
+        if spec.base is not None:
+            rows.append((name, f"composed in memory from {spec.base}"))
+            continue
         mine = user is not None and (name == dataset or (user[0] / name).is_dir())
         try:
             loc = find_dataset(spec, data_dir, user_dir=mine)

@@ -76,6 +76,10 @@ class ModelEntry:
     input_size: tuple[int, int, int]
     preprocess: Preprocess
     recipe: Recipe
+    # "classify": one label per image (the digit models); "read": a sequence of labels per
+    # image (the string readers of sdnn.py, trained and decoded by lenet5.reading). Commands
+    # dispatch on it, as they do on the dataset registry's field of the same name.
+    task: str = "classify"
 
 
 MODELS: Registry[ModelEntry] = Registry("model")
@@ -87,6 +91,7 @@ def register_model(
     input_size: tuple[int, int, int] = (1, 32, 32),
     preprocess: Preprocess | None = None,
     recipe: Recipe | None = None,
+    task: str = "classify",
 ):
     """Decorator: register ``fn(num_classes=..., in_channels=..., **kwargs) -> nn.Module``."""
 
@@ -99,6 +104,7 @@ def register_model(
             input_size=input_size,
             preprocess=preprocess or Preprocess(),
             recipe=recipe or Recipe(),
+            task=task,
         ))
         return fn
 
