@@ -63,7 +63,7 @@ def train_reader(name: str, data, epochs: int, batch_size: int, lr: float, seed:
             loss.backward()
             opt.step()
             sched.step()
-            running += float(loss)
+            running += loss.item()
         log(f"{name} seed {seed} epoch {epoch}/{epochs}: loss {running / steps_per_epoch:.4f} "
             f"({time.perf_counter() - t0:.0f} s)")
     return model.eval(), time.perf_counter() - started
@@ -98,6 +98,10 @@ def measure(model, pre, test, options: DecodeOptions) -> dict:
                                     [conf[i] for i in five]).to_dict()}
 
 
+def _mean(rs: list[dict], part: str, key: str) -> float:
+    return statistics.mean(r[part][key] for r in rs)
+
+
 def table(results: list[dict]) -> str:
     """Mean over seeds, one row per reader and decoder."""
     rows = ["| reader | decoder | seeds | exact, 5 digits | CER, 1-8 digits | accept at 1% error, "
@@ -107,10 +111,13 @@ def table(results: list[dict]) -> str:
         next(r for r in results if (r["model"], r["decoder"]) == k)))
     for model, decoder in keys:
         rs = [r for r in results if (r["model"], r["decoder"]) == (model, decoder)]
-        mean = lambda f: statistics.mean(f(r) for r in rs)  # noqa: E731
-        rows.append(f"| {model} | {decoder} | {len(rs)} | {mean(lambda r: r['five']['exact_match']):.2%} | "
-                    f"{mean(lambda r: r['all']['cer']):.2%} | {mean(lambda r: r['five']['accept_rate']):.1%} | "
-                    f"{mean(lambda r: r['latency_ms']):.2f} ms | {mean(lambda r: r['seconds']):.0f} |")
+        five = _mean(rs, "five", "exact_match")
+        cer = _mean(rs, "all", "cer")
+        accept = _mean(rs, "five", "accept_rate")
+        latency = statistics.mean(r["latency_ms"] for r in rs)
+        seconds = statistics.mean(r["seconds"] for r in rs)
+        rows.append(f"| {model} | {decoder} | {len(rs)} | {five:.2%} | {cer:.2%} | {accept:.1%} | "
+                    f"{latency:.2f} ms | {seconds:.0f} |")
     lengths = sorted({int(n) for r in results for n in r["by_length"]})
     rows += ["", "By length (mean over seeds): exact match / CER", "",
              "| reader | decoder | " + " | ".join(str(n) for n in lengths) + " |",

@@ -42,7 +42,7 @@ def beam_search(logp: np.ndarray, blank: int, beam: int = 8, prune: float = 1e-4
         candidates = [k for k in np.flatnonzero(frame >= threshold).tolist() if k != blank]
         nxt: dict[tuple[int, ...], list[float]] = {}
 
-        def add(prefix, b=_NEG, nb=_NEG):
+        def add(prefix, b=_NEG, nb=_NEG, nxt=nxt):
             cur = nxt.setdefault(prefix, [_NEG, _NEG])
             cur[0], cur[1] = _logadd(cur[0], b), _logadd(cur[1], nb)
 

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import to_input
-from ..data.strings import StringSource, Strings
+from ..data.strings import Strings, StringSource
 from ..models import Preprocess
 from ..registry import Registry
 from .metrics import ReadingMetrics, reading_metrics
@@ -121,11 +121,12 @@ def get_objective(name: str, **options) -> Objective:
 
 
 def evaluate_reader(model: nn.Module, pre: Preprocess, strings: Strings,
-                    options: DecodeOptions = DecodeOptions(), max_error: float = 0.01,
+                    options: DecodeOptions | None = None, max_error: float = 0.01,
                     batch_size: int = 256, device: torch.device | str = "cpu"
                     ) -> tuple[ReadingMetrics, list[Reading]]:
     """Read every string; exact match, CER and the accept rate at ``max_error``."""
-    readings = read_strips(model, pre, strings.images, strings.widths, options, batch_size, device)
+    readings = read_strips(model, pre, strings.images, strings.widths, options or DecodeOptions(),
+                           batch_size, device)
     metrics = reading_metrics(strings.texts(), [r.text for r in readings],
                               [r.confidence for r in readings], max_error)
     return metrics, readings

@@ -111,11 +111,12 @@ def place_digits(segments: list[Segment], probs: np.ndarray, centres: np.ndarray
 
 @torch.inference_mode()
 def read_strips(model: nn.Module, pre: Preprocess, images: torch.Tensor,
-                widths: torch.Tensor | None = None, options: DecodeOptions = DecodeOptions(),
+                widths: torch.Tensor | None = None, options: DecodeOptions | None = None,
                 batch_size: int = 256, device: torch.device | str = "cpu") -> list[Reading]:
     """Read each uint8 strip of ``images`` (B, 32, W), of which the first ``widths[i]``
     columns are the line (all of them by default)."""
     model.eval()
+    options = options or DecodeOptions()
     n, _, w = images.shape
     widths = torch.full((n,), w, dtype=torch.long) if widths is None else widths.long()
     order = torch.argsort(widths)  # similar widths together: less padding per batch
