@@ -25,7 +25,7 @@ import torch
 
 from lenet5.checkpoint import Checkpoint, save_checkpoint
 from lenet5.data import load_dataset
-from lenet5.fastpath import autocast, resolve_precision
+from lenet5.fastpath import autocast, resolve_precision, to_channels_last
 from lenet5.io import atomic_write_text
 from lenet5.models import create_model, get_model_entry
 from lenet5.reading.metrics import by_length, reading_metrics
@@ -40,7 +40,7 @@ def train_reader(name: str, data, epochs: int, batch_size: int, lr: float, seed:
     """Adam, cosine schedule over all steps, last epoch kept. Returns (model, seconds)."""
     torch.manual_seed(seed)
     entry = get_model_entry(name)
-    model = create_model(name, num_classes=len(data.classes))
+    model = to_channels_last(create_model(name, num_classes=len(data.classes)))
     obj = get_objective(model.objective, **(objective_args or {}))
     steps_per_epoch = math.ceil(obj.epoch_size(data.train) / batch_size)
     total = epochs * steps_per_epoch
@@ -57,7 +57,7 @@ def train_reader(name: str, data, epochs: int, batch_size: int, lr: float, seed:
         for _ in range(steps_per_epoch):
             batch = obj.batch(data.train, batch_size, gen, entry.preprocess)
             with autocast(device, prec):
-                scores = model(batch.x)
+                scores = model(batch.x.contiguous(memory_format=torch.channels_last))
             loss = obj.loss(scores, batch, model)
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -36,6 +36,10 @@ from .store import Dataset, Split
 HEIGHT = 32  # rows of a string image (LeNet-5's input height)
 INK = 16  # a pixel at least this bright counts for a digit's ink box (drops resampling haze)
 NONE = 10  # the SDNN's "no digit here" class, after the ten digits
+# A window is a digit's when centred within 2 pixels of the digit's centre (every digit is
+# that close to one output of a 4-pixel sweep), "none" when NONE_DISTANCE or more from
+# every centre; between, it is not trained (either answer reads the same text).
+NONE_DISTANCE = 4
 _CANVAS = 44  # square each digit is transformed in (room for 1.3x a 28x28 digit, slanted)
 
 
@@ -243,8 +247,8 @@ def sdnn_windows(split: Split, n: int, options: StringOptions, generator: torch.
     """The SDNN's training images (LeCun et al. 1998, VII.A): (n, 32, 32) uint8 windows
     and labels (n,). Strings are composed with ``options``; a window centred on a digit
     (within 2 pixels) is labelled with it, its neighbours in the string on either side;
-    ``none_share`` of the windows are centred on no digit (``NONE``): in a gap, on the
-    edge of a digit, or beside the number. ``noise`` of the pixels are salt and pepper."""
+    ``none_share`` of the windows are centred on no digit (``NONE``, ``NONE_DISTANCE`` or
+    more from every centre): in a gap, on a digit's edge or side, or beside the number. ``noise`` of the pixels are salt and pepper."""
     g = generator
     n_none = int(round(n * none_share))
     n_digit = n - n_none
@@ -260,16 +264,15 @@ def sdnn_windows(split: Split, n: int, options: StringOptions, generator: torch.
     s_digit = valid.nonzero()[:, 0][pick]
     x_digit = centres[valid][pick].round().long() + _integers(len(pick), -2, 2, g)
     y_digit = strings.digits[valid][pick]
-    # none windows: centres farther from every digit's centre than a sweep's next output
-    # (3 px) and than that digit's half width less one pixel (its edge, not its body),
-    # from 12 pixels before the first digit to 12 after the last
+    # none windows: centred NONE_DISTANCE pixels or more from every digit's centre (on
+    # the edge or the body of a digit, in a gap, beside the number), from 12 pixels
+    # before the first digit to 12 after the last
     xs = torch.arange(strings.images.shape[2], dtype=torch.float64)
-    dist = (xs[None, :, None] - centres[:, None, :]).abs()  # (S, W, L)
-    nearest, k = dist.min(2)
-    half_width = ((b[..., 2] - b[..., 0]) / 2).gather(1, k)
-    first, last = b[:, 0, 0], b.gather(1, (strings.lengths - 1).view(-1, 1, 1).expand(-1, 1, 4))[:, 0, 2]
+    nearest = (xs[None, :, None] - centres[:, None, :]).abs().min(2).values  # (S, W)
+    first = b[:, 0, 0]
+    last = b.gather(1, (strings.lengths - 1).view(-1, 1, 1).expand(-1, 1, 4))[:, 0, 2]
     inside = (xs[None] >= first[:, None] - 12) & (xs[None] <= last[:, None] + 12)
-    none_ok = inside & (nearest >= torch.clamp(half_width - 1, min=3))
+    none_ok = inside & (nearest >= NONE_DISTANCE)
     flat = none_ok.flatten().nonzero()[:, 0]
     flat = flat[torch.randint(len(flat), (n_none,), generator=g)]
     s_all = torch.cat([s_digit, flat // none_ok.shape[1]])

@@ -107,3 +107,11 @@ def format_reading(split: str, m: ReadingMetrics) -> str:
     pct = f"{m.max_error * 100:g}%"
     return (f"{label} strings: {m.strings} exact: {m.exact_match:.4f} cer: {m.cer:.4f} "
             f"accept@{pct}: {m.accept_rate:.4f} miss: {m.strings - m.exact}")
+
+
+def format_by_length(metrics: dict[int, ReadingMetrics]) -> str:
+    """A table: per string length, strings, exact match, CER and the accept rate."""
+    lines = ["digits  strings   exact     cer  accept@1%", "-" * 42]
+    for n, m in metrics.items():
+        lines.append(f"{n:>6}  {m.strings:>7}  {m.exact_match:.4f}  {m.cer:.4f}  {m.accept_rate:>9.4f}")
+    return "\n".join(lines)
