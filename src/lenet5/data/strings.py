@@ -248,7 +248,8 @@ def sdnn_windows(split: Split, n: int, options: StringOptions, generator: torch.
     and labels (n,). Strings are composed with ``options``; a window centred on a digit
     (within 2 pixels) is labelled with it, its neighbours in the string on either side;
     ``none_share`` of the windows are centred on no digit (``NONE``, ``NONE_DISTANCE`` or
-    more from every centre): in a gap, on a digit's edge or side, or beside the number. ``noise`` of the pixels are salt and pepper."""
+    more from every centre): in a gap, on a digit's edge or side, or beside the number.
+    ``noise`` of the pixels are salt and pepper."""
     g = generator
     n_none = int(round(n * none_share))
     n_digit = n - n_none
