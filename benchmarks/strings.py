@@ -25,19 +25,23 @@ import torch
 
 from lenet5.checkpoint import Checkpoint, save_checkpoint
 from lenet5.data import load_dataset
+from lenet5.data.strings import compose
 from lenet5.fastpath import autocast, resolve_precision, to_channels_last
 from lenet5.io import atomic_write_text
 from lenet5.models import create_model, get_model_entry
 from lenet5.reading.metrics import by_length, reading_metrics
 from lenet5.reading.objectives import evaluate_reader, get_objective
-from lenet5.reading.read import DecodeOptions, read_strips
+from lenet5.reading.read import METHODS, DecodeOptions, read_strips
+from lenet5.training.optim import weight_average
 
 READERS = ("lenet5-ctc", "lenet5-sdnn")
 
 
 def train_reader(name: str, data, epochs: int, batch_size: int, lr: float, seed: int,
-                 precision: str = "auto", log=print, objective_args: dict | None = None):
-    """Adam, cosine schedule over all steps, last epoch kept. Returns (model, seconds)."""
+                 precision: str = "auto", ema: float = 0.0, log=print,
+                 objective_args: dict | None = None):
+    """Adam, one-cycle cosine schedule over all steps, an exponential average of the weights
+    (``ema``, 0: none); the last epoch's weights are kept. Returns (model, seconds)."""
     torch.manual_seed(seed)
     entry = get_model_entry(name)
     model = to_channels_last(create_model(name, num_classes=len(data.classes)))
@@ -47,6 +51,7 @@ def train_reader(name: str, data, epochs: int, batch_size: int, lr: float, seed:
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total,
                                                 pct_start=0.05, anneal_strategy="cos")
+    average = weight_average(model, ema)
     gen = torch.Generator().manual_seed(seed)
     device = torch.device("cpu")
     prec = resolve_precision(precision, device)
@@ -63,10 +68,13 @@ def train_reader(name: str, data, epochs: int, batch_size: int, lr: float, seed:
             loss.backward()
             opt.step()
             sched.step()
+            if average is not None:
+                average.update_parameters(model)
             running += loss.item()
         log(f"{name} seed {seed} epoch {epoch}/{epochs}: loss {running / steps_per_epoch:.4f} "
             f"({time.perf_counter() - t0:.0f} s)")
-    return model.eval(), time.perf_counter() - started
+    final = model if average is None else average.module
+    return final.eval(), time.perf_counter() - started
 
 
 def latency_ms(model, pre, strings, n: int = 200) -> float:
@@ -75,6 +83,7 @@ def latency_ms(model, pre, strings, n: int = 200) -> float:
     torch.set_num_threads(1)
     try:
         times = []
+        read_strips(model, pre, strings.images[:1])  # warm up
         for i in range(n):
             j = i % len(strings)
             img = strings.images[j:j + 1, :, :int(strings.widths[j])]
@@ -84,6 +93,25 @@ def latency_ms(model, pre, strings, n: int = 200) -> float:
     finally:
         torch.set_num_threads(threads)
     return statistics.median(times) * 1000
+
+
+def tune_character_model(model, pre, data, n: int = 1000, log=print) -> DecodeOptions:
+    """The SDNN character model's penalties (reading/transducer.py) that read most of ``n``
+    validation strings right: composed like the test set, from training digits (not the
+    test set's)."""
+    val = compose(data.digits.train, n, data.test_options, torch.Generator().manual_seed(1))
+    truths = val.texts()
+    best = None
+    for enter in (0.0, 0.5, 1.0):
+        for switch in (0.0, 1.0, 2.0, 3.0, 5.0):
+            opts = DecodeOptions(method="viterbi", enter=enter, switch=switch)
+            readings = read_strips(model, pre, val.images, val.widths, opts)
+            right = sum(r.text == t for r, t in zip(readings, truths))
+            if best is None or right > best[0]:
+                best = (right, opts)
+    log(f"character model: enter {best[1].enter}, switch {best[1].switch} "
+        f"({best[0]}/{n} validation strings right)")
+    return best[1]
 
 
 def measure(model, pre, test, options: DecodeOptions) -> dict:
@@ -142,8 +170,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
     p.add_argument("--test-size", type=int, help="strings in the test set (default 10,000)")
+    p.add_argument("--ema", type=float, help="decay of the weights' average (default: recipe)")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     p.add_argument("--out", default="runs/strings", metavar="DIR")
+    p.add_argument("--tune", action="store_true",
+                   help="choose the SDNN character model's penalties on validation strings "
+                        "of training digits (default: reading/read.py's)")
     p.add_argument("--save", action="store_true", help="also save each reader as a checkpoint")
     args = p.parse_args(argv)
     data = load_dataset("mnist-strings", args.data_dir)
@@ -161,17 +193,19 @@ def main(argv: list[str] | None = None) -> int:
         for seed in args.seeds:
             model, seconds = train_reader(name, data, args.epochs or r.epochs,
                                           args.batch_size or r.batch_size, args.lr or r.lr, seed,
-                                          args.precision)
+                                          args.precision, r.ema if args.ema is None else args.ema)
             if args.save:
                 save_checkpoint(out / f"{name}-{seed}.safetensors", Checkpoint(
                     model_name=name, model_args={"num_classes": len(data.classes)},
                     preprocess=entry.preprocess, state_dict=model.state_dict(),
                     dataset=data.describe()))
-            from lenet5.reading.read import METHODS
             for method in METHODS[model.objective]:
-                res = measure(model, entry.preprocess, data.test, DecodeOptions(method=method))
+                options = DecodeOptions(method=method)
+                if method == "viterbi" and args.tune:
+                    options = tune_character_model(model, entry.preprocess, data)
+                res = measure(model, entry.preprocess, data.test, options)
                 res.update(model=name, decoder=method, seed=seed, seconds=seconds,
-                           load_average=load)
+                           load_average=load, enter=options.enter, switch=options.switch)
                 results.append(res)
                 print(f"{name} {method} seed {seed}: exact(5) {res['five']['exact_match']:.4f} "
                       f"cer {res['all']['cer']:.4f} accept(5) {res['five']['accept_rate']:.3f} "

@@ -81,8 +81,8 @@ class StringOptions:
 
 # What the readers are trained on: the test options' spread and more (wider gaps, sizes,
 # slants and jitter), so that numbers written otherwise than the test set are read too.
-TRAIN_OPTIONS = StringOptions(gap=(-2, 8), scale=(0.85, 1.15), string_scale=(0.85, 1.1),
-                              vertical_jitter=2.0, slant=(-0.25, 0.25), margin=(2, 12))
+TRAIN_OPTIONS = StringOptions(gap=(-2, 6), scale=(0.85, 1.15), string_scale=(0.9, 1.1),
+                              vertical_jitter=2.0, slant=(-0.15, 0.15), margin=(2, 10))
 TEST_SEED = 1998
 TEST_SIZE = 10_000
 
