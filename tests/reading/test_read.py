@@ -14,7 +14,7 @@ from lenet5.data import Dataset
 from lenet5.data.strings import StringDataset, StringOptions
 from lenet5.models import Preprocess, create_model
 from lenet5.reading.objectives import evaluate_reader, get_objective
-from lenet5.reading.read import MARGIN, DecodeOptions, read_strips, text_probability
+from lenet5.reading.read import MARGIN, DecodeOptions, output_strip, read_strips, text_probability
 from tests.data.test_strings import fake_digits
 
 PRE = Preprocess(pad=0)
@@ -56,6 +56,14 @@ def test_reading_places_each_digit_on_its_ink():
     assert r.digits[0].probability == pytest.approx(float(p[7, 4]), rel=1e-5)
     assert r.digits[1].probability == pytest.approx(float(p[2, 8]), rel=1e-5)
     assert 0 < r.confidence < 1
+
+
+def test_output_strip_gives_each_outputs_classes_and_column():
+    scores = torch.zeros(11, 21)
+    scores[4, 5] = 9.0
+    probs, centres = output_strip(FixedStrip(scores), PRE, torch.zeros(32, 80, dtype=torch.uint8))
+    assert probs.shape == (21, 11) and torch.allclose(probs.sum(1), torch.ones(21))
+    assert int(probs[5].argmax()) == 4 and centres[5] == 20 and centres[0] == 0
 
 
 def test_text_probability_sums_every_path_that_reads_the_text():
@@ -104,7 +112,7 @@ def test_sdnn_objective_batch_and_loss(strings):
     batch = obj.batch(strings.train, 16, torch.Generator().manual_seed(0), PRE)
     assert batch.x.shape == (16, 1, 32, 32) and batch.targets.max() <= 10
     loss = obj.loss(model(batch.x), batch, model)
-    assert loss.ndim == 0 and math.isfinite(float(loss))
+    assert loss.ndim == 0 and math.isfinite(loss.item())
     assert obj.epoch_size(strings.train) == 400  # each training digit centred once
 
 

@@ -110,6 +110,18 @@ def place_digits(segments: list[Segment], probs: np.ndarray, centres: np.ndarray
 
 
 @torch.inference_mode()
+def output_strip(model: nn.Module, pre: Preprocess, strip: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """What the paper's SDNN figures show under a line: for one uint8 strip (32, W), the
+    probabilities (T, C) of every class at each output, and the column of the strip each
+    output's window is centred on (T,)."""
+    model.eval()
+    logits = model(strip_input(strip[None], pre))[0].float()
+    t = torch.arange(logits.shape[1])
+    return torch.softmax(logits, 0).T, model.centre(t) - MARGIN
+
+
+@torch.inference_mode()
 def read_strips(model: nn.Module, pre: Preprocess, images: torch.Tensor,
                 widths: torch.Tensor | None = None, options: DecodeOptions | None = None,
                 batch_size: int = 256, device: torch.device | str = "cpu") -> list[Reading]:
