@@ -29,6 +29,7 @@ from lenet5.data.strings import compose
 from lenet5.fastpath import autocast, resolve_precision, to_channels_last
 from lenet5.io import atomic_write_text
 from lenet5.models import create_model, get_model_entry
+from lenet5.reading.line import read_ink_maps
 from lenet5.reading.metrics import by_length, reading_metrics
 from lenet5.reading.objectives import evaluate_reader, get_objective
 from lenet5.reading.read import METHODS, DecodeOptions, read_strips
@@ -119,7 +120,12 @@ def measure(model, pre, test, options: DecodeOptions) -> dict:
     truths, texts = test.texts(), [r.text for r in readings]
     conf = [r.confidence for r in readings]
     five = [i for i, t in enumerate(truths) if len(t) == 5]
-    return {"all": metrics.to_dict(),
+    # the same strips brought to the line geometry as a photo's ink map would be
+    n = min(2000, len(test))
+    inks = [test.images[i, :, :int(test.widths[i])] for i in range(n)]
+    again = read_ink_maps(model, pre, inks, options)
+    agree = sum(a.text == b.text for a, b in zip(again, readings[:n])) / n
+    return {"all": metrics.to_dict(), "normalized_agreement": agree,
             "by_length": {n: m.to_dict() for n, m in by_length(truths, texts, conf).items()},
             "latency_ms": latency_ms(model, pre, test.subset(torch.tensor(five[:50]))),
             "five": reading_metrics([truths[i] for i in five], [texts[i] for i in five],
@@ -209,7 +215,9 @@ def main(argv: list[str] | None = None) -> int:
                 results.append(res)
                 print(f"{name} {method} seed {seed}: exact(5) {res['five']['exact_match']:.4f} "
                       f"cer {res['all']['cer']:.4f} accept(5) {res['five']['accept_rate']:.3f} "
-                      f"p50 {res['latency_ms']:.2f} ms, {seconds:.0f} s", file=sys.stderr)
+                      f"p50 {res['latency_ms']:.2f} ms, {seconds:.0f} s, "
+                      f"agreement after normalize_line {res['normalized_agreement']:.4f}",
+                      file=sys.stderr)
             atomic_write_text(out / "strings.json", json.dumps(results, indent=1) + "\n")
     md = table(results)
     atomic_write_text(out / "strings.md", md)

@@ -1,10 +1,12 @@
 """Bringing any image of one written number to the readers' geometry.
 
-The readers were trained on strips 32 pixels high, ink bright on black, the line's ink
-about ``LINE_HEIGHT`` pixels high around row 16 (MNIST's digits are 20 pixels high; a
-number's line is a little taller, its digits not all on one level). ``normalize_line``
-crops an ink map (bright ink, any size) to its ink, scales it to that height, and centres
-it; ``Placement`` maps the strip's columns back to the original image.
+The readers were trained on strips 32 pixels high, ink bright on black, each digit's ink
+about ``DIGIT_HEIGHT`` pixels high (MNIST's normalization) around row 16.
+``normalize_line`` crops an ink map (bright ink, any size) to its ink and scales it so
+that its digits are that high: the height that counts is the median over the line's
+pieces of ink (runs of columns with ink: a digit, or digits that touch), which a digit
+written higher or lower than the others, or a long tail, does not move the way it moves
+the line's bounding box. ``Placement`` maps the strip back to the original image.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ import torch.nn.functional as F
 from ..data.strings import HEIGHT, INK
 from ..errors import Lenet5Error
 
-LINE_HEIGHT = 22  # the median line height of the string test set (digits: 20)
+DIGIT_HEIGHT = 20  # pixels of ink a digit is high, as in MNIST
 SIDE = 4  # background columns left and right of the ink, as the test strings have
+NEAR = 0.05  # a line within 5% of the size is not resampled (no blur for nothing)
 
 
 @dataclass(frozen=True)
@@ -40,11 +43,28 @@ class Placement:
                 int(np.ceil(self.y0 + (y1 - self.top) / self.scale)))
 
 
-def normalize_line(ink: np.ndarray | torch.Tensor, line_height: int = LINE_HEIGHT,
+def digit_height(mask: torch.Tensor) -> int:
+    """The median height of the pieces of ink of a (H, W) boolean ink mask, a piece being
+    a run of columns with ink; specks under a third of the tallest piece do not count."""
+    cols = mask.any(0).tolist()
+    heights, start = [], None
+    for x, on in enumerate([*cols, False]):
+        if on and start is None:
+            start = x
+        elif not on and start is not None:
+            rows = torch.nonzero(mask[:, start:x].any(1))[:, 0]
+            heights.append(int(rows[-1] - rows[0]) + 1)
+            start = None
+    tall = max(heights)
+    return int(np.median([h for h in heights if 3 * h >= tall]))
+
+
+def normalize_line(ink: np.ndarray | torch.Tensor, height: int = DIGIT_HEIGHT,
                    max_width: int = 4096) -> tuple[torch.Tensor, Placement]:
     """An ink map (H, W), uint8 with bright ink on a dark background, as a reader's strip:
-    uint8 (32, W'), the ink's bounding box scaled to ``line_height`` rows (keeping the
-    aspect ratio) and centred on row 16, ``SIDE`` columns of background left and right."""
+    uint8 (32, W'), scaled (keeping the aspect ratio) so that its digits are ``height``
+    rows high (``digit_height``), its ink box centred on row 16, ``SIDE`` columns of
+    background left and right."""
     a = torch.as_tensor(np.asarray(ink))
     if a.dim() != 2 or a.dtype != torch.uint8:
         raise Lenet5Error(f"an ink map is a 2-D uint8 image, not {tuple(a.shape)} {a.dtype}")
@@ -54,14 +74,16 @@ def normalize_line(ink: np.ndarray | torch.Tensor, line_height: int = LINE_HEIGH
     rows, cols = torch.nonzero(mask.any(1))[:, 0], torch.nonzero(mask.any(0))[:, 0]
     y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
     crop = a[y0:y1, x0:x1].float()
-    scale = min(line_height / (y1 - y0), (max_width - 2 * SIDE) / (x1 - x0))
-    h = max(1, round((y1 - y0) * scale))
-    w = max(1, round((x1 - x0) * scale))
-    # area averaging when shrinking (no aliasing), bilinear when enlarging
-    mode = "area" if scale < 1 else "bilinear"
-    resized = F.interpolate(crop[None, None], size=(h, w), mode=mode,
-                            **({} if mode == "area" else {"align_corners": False}))[0, 0]
-    h = min(h, HEIGHT)
+    scale = min(height / digit_height(mask[y0:y1, x0:x1]), HEIGHT / (y1 - y0),
+                (max_width - 2 * SIDE) / (x1 - x0))
+    if abs(scale - 1) < NEAR:
+        scale, resized = 1.0, crop
+    else:  # area averaging when shrinking (no aliasing), bilinear when enlarging
+        size = (max(1, round((y1 - y0) * scale)), max(1, round((x1 - x0) * scale)))
+        mode = "area" if scale < 1 else "bilinear"
+        resized = F.interpolate(crop[None, None], size=size, mode=mode,
+                                **({} if mode == "area" else {"align_corners": False}))[0, 0]
+    h, w = min(resized.shape[0], HEIGHT), resized.shape[1]
     top = (HEIGHT - h) // 2
     strip = torch.zeros(HEIGHT, w + 2 * SIDE, dtype=torch.uint8)
     strip[top:top + h, SIDE:SIDE + w] = resized[:h].round().clamp(0, 255).to(torch.uint8)
