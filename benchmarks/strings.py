@@ -40,12 +40,13 @@ READERS = ("lenet5-ctc", "lenet5-sdnn")
 
 def train_reader(name: str, data, epochs: int, batch_size: int, lr: float, seed: int,
                  precision: str = "auto", ema: float = 0.0, log=print,
-                 objective_args: dict | None = None):
+                 objective_args: dict | None = None, model_args: dict | None = None):
     """Adam, one-cycle cosine schedule over all steps, an exponential average of the weights
     (``ema``, 0: none); the last epoch's weights are kept. Returns (model, seconds)."""
     torch.manual_seed(seed)
     entry = get_model_entry(name)
-    model = to_channels_last(create_model(name, num_classes=len(data.classes)))
+    model = to_channels_last(create_model(name, num_classes=len(data.classes),
+                                          **(model_args or {})))
     obj = get_objective(model.objective, **(objective_args or {}))
     steps_per_epoch = math.ceil(obj.epoch_size(data.train) / batch_size)
     total = epochs * steps_per_epoch
@@ -176,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
     p.add_argument("--test-size", type=int, help="strings in the test set (default 10,000)")
+    p.add_argument("--model-args", default="{}", metavar="JSON",
+                   help='arguments of the models, e.g. \'{"norm": true}\'')
     p.add_argument("--ema", type=float, help="decay of the weights' average (default: recipe)")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     p.add_argument("--out", default="runs/strings", metavar="DIR")
@@ -184,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
                         "of training digits (default: reading/read.py's)")
     p.add_argument("--save", action="store_true", help="also save each reader as a checkpoint")
     args = p.parse_args(argv)
+    model_args = json.loads(args.model_args)
     data = load_dataset("mnist-strings", args.data_dir)
     if args.test_size:
         data.test_size = args.test_size
@@ -199,10 +203,11 @@ def main(argv: list[str] | None = None) -> int:
         for seed in args.seeds:
             model, seconds = train_reader(name, data, args.epochs or r.epochs,
                                           args.batch_size or r.batch_size, args.lr or r.lr, seed,
-                                          args.precision, r.ema if args.ema is None else args.ema)
+                                          args.precision, r.ema if args.ema is None else args.ema,
+                                          model_args=model_args)
             if args.save:
                 save_checkpoint(out / f"{name}-{seed}.safetensors", Checkpoint(
-                    model_name=name, model_args={"num_classes": len(data.classes)},
+                    model_name=name, model_args={"num_classes": len(data.classes), **model_args},
                     preprocess=entry.preprocess, state_dict=model.state_dict(),
                     dataset=data.describe()))
             for method in METHODS[model.objective]:

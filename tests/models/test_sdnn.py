@@ -48,3 +48,9 @@ def test_ctc_outputs_are_the_4_pixel_sweep_twice_interleaved():
     fine = ctc(x)
     torch.testing.assert_close(fine[..., 0::2], sdnn(x), rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(fine[..., 1::2], sdnn(x[..., 2:]), rtol=1e-4, atol=1e-5)
+
+
+def test_batch_norm_variant_stays_within_the_budget():
+    model = create_model("lenet5-ctc", norm=True)
+    assert sum(p.numel() for p in model.parameters()) == 60891 + 2 * (6 + 16 + 120 + 84) <= 61706
+    assert model(torch.zeros(3, 1, 32, 64)).shape == (3, 11, 17)

@@ -60,25 +60,33 @@ class StripNet(nn.Module):
 
     objective = "sdnn"  # how its output strip is trained and decoded (reading/objectives.py)
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 1, stride: int = 4):
+    def __init__(self, num_classes: int = 10, in_channels: int = 1, stride: int = 4,
+                 norm: bool = False):
         super().__init__()
         if stride not in (2, 4):
             raise ValueError(f"stride must be 2 or 4, not {stride}")
         self.stride = stride
         self.blank = num_classes  # "none" (SDNN) or CTC's blank: the class after the digits
         fine = stride == 2  # S4 keeps every column, C5 reads every other one
+        def bn(n: int) -> list[tuple[str, nn.Module]]:
+            return [(f"bn{n}", nn.BatchNorm2d(n))] if norm else []
+
         self.features = nn.Sequential(OrderedDict([
             ("c1", nn.Conv2d(in_channels, 6, kernel_size=5)),  # 6 x 28 x (W - 4)
+            *bn(6),
             ("s2", nn.MaxPool2d(2)),  # 6 x 14 x (W - 4) / 2
             ("act1", nn.ReLU()),
             ("c3", PartialConv2d(C3_TABLE, kernel_size=5)),  # 16 x 10
+            *bn(16),
             ("s4", nn.MaxPool2d(2, stride=(2, 1) if fine else 2)),  # 16 x 5
             ("act3", nn.ReLU()),
             ("c5", nn.Conv2d(16, 120, kernel_size=5, dilation=(1, 2) if fine else 1)),  # 120 x 1
+            *bn(120),
             ("act5", nn.ReLU()),
         ]))
         self.classifier = nn.Sequential(OrderedDict([
             ("f6", nn.Conv2d(120, 84, kernel_size=1)),
+            *bn(84),
             ("act6", nn.ReLU()),
             ("output", nn.Conv2d(84, num_classes + 1, kernel_size=1)),
         ]))
@@ -119,6 +127,7 @@ def lenet5_sdnn(num_classes: int = 10, in_channels: int = 1) -> StripNet:
 
 @register_model("lenet5-ctc", input_size=(1, 32, 32), preprocess=STRIP_PREPROCESS,
                 recipe=CTC_RECIPE, task="read")
-def lenet5_ctc(num_classes: int = 10, in_channels: int = 1, stride: int = 2) -> CTCNet:
+def lenet5_ctc(num_classes: int = 10, in_channels: int = 1, stride: int = 2,
+               norm: bool = False) -> CTCNet:
     """LeNet-5's layers trained on whole strings with CTC, one output per 2 pixels."""
-    return CTCNet(num_classes, in_channels, stride=stride)
+    return CTCNet(num_classes, in_channels, stride=stride, norm=norm)
