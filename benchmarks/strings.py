@@ -109,6 +109,7 @@ def tune_character_model(model, pre, data, n: int = 1000, log=print) -> DecodeOp
             opts = DecodeOptions(method="viterbi", enter=enter, switch=switch)
             readings = read_strips(model, pre, val.images, val.widths, opts)
             right = sum(r.text == t for r, t in zip(readings, truths))
+            log(f"character model: enter {enter}, switch {switch}: {right}/{n} right")
             if best is None or right > best[0]:
                 best = (right, opts)
     log(f"character model: enter {best[1].enter}, switch {best[1].switch} "
