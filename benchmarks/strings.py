@@ -42,7 +42,8 @@ def train_reader(name: str, data, epochs: int, batch_size: int, lr: float, seed:
                  precision: str = "auto", ema: float = 0.0, log=print,
                  objective_args: dict | None = None, model_args: dict | None = None):
     """Adam, one-cycle cosine schedule over all steps, an exponential average of the weights
-    (``ema``, 0: none); the last epoch's weights are kept. Returns (model, seconds)."""
+    (``ema``, 0: none); the last epoch's weights are kept. Returns (model, wall seconds,
+    CPU seconds of this process: what the training cost however loaded the machine was)."""
     torch.manual_seed(seed)
     entry = get_model_entry(name)
     model = to_channels_last(create_model(name, num_classes=len(data.classes),
@@ -57,7 +58,7 @@ def train_reader(name: str, data, epochs: int, batch_size: int, lr: float, seed:
     gen = torch.Generator().manual_seed(seed)
     device = torch.device("cpu")
     prec = resolve_precision(precision, device)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for epoch in range(1, epochs + 1):
         model.train()
         running, t0 = 0.0, time.perf_counter()
@@ -76,7 +77,7 @@ def train_reader(name: str, data, epochs: int, batch_size: int, lr: float, seed:
         log(f"{name} seed {seed} epoch {epoch}/{epochs}: loss {running / steps_per_epoch:.4f} "
             f"({time.perf_counter() - t0:.0f} s)")
     final = model if average is None else average.module
-    return final.eval(), time.perf_counter() - started
+    return final.eval(), time.perf_counter() - started, time.process_time() - cpu
 
 
 def latency_ms(model, pre, strings, n: int = 200) -> float:
@@ -141,8 +142,8 @@ def _mean(rs: list[dict], part: str, key: str) -> float:
 def table(results: list[dict]) -> str:
     """Mean over seeds, one row per reader and decoder."""
     rows = ["| reader | decoder | seeds | exact, 5 digits | CER, 1-8 digits | accept at 1% error, "
-            "5 digits | read one 5-digit number (p50) | seconds to train |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+            "5 digits | read one 5-digit number (p50) | training: wall seconds | CPU seconds |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     keys = sorted({(r["model"], r["decoder"]) for r in results}, key=lambda k: results.index(
         next(r for r in results if (r["model"], r["decoder"]) == k)))
     for model, decoder in keys:
@@ -152,8 +153,9 @@ def table(results: list[dict]) -> str:
         accept = _mean(rs, "five", "accept_rate")
         latency = statistics.mean(r["latency_ms"] for r in rs)
         seconds = statistics.mean(r["seconds"] for r in rs)
+        cpu = statistics.mean(r.get("cpu_seconds", float("nan")) for r in rs)
         rows.append(f"| {model} | {decoder} | {len(rs)} | {five:.2%} | {cer:.2%} | {accept:.1%} | "
-                    f"{latency:.2f} ms | {seconds:.0f} |")
+                    f"{latency:.2f} ms | {seconds:.0f} | {cpu:.0f} |")
     lengths = sorted({int(n) for r in results for n in r["by_length"]})
     rows += ["", "By length (mean over seeds): exact match / CER", "",
              "| reader | decoder | " + " | ".join(str(n) for n in lengths) + " |",
@@ -202,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         entry = get_model_entry(name)
         r = entry.recipe
         for seed in args.seeds:
-            model, seconds = train_reader(name, data, args.epochs or r.epochs,
+            model, seconds, cpu_seconds = train_reader(name, data, args.epochs or r.epochs,
                                           args.batch_size or r.batch_size, args.lr or r.lr, seed,
                                           args.precision, r.ema if args.ema is None else args.ema,
                                           model_args=model_args)
@@ -217,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
                     options = tune_character_model(model, entry.preprocess, data)
                 res = measure(model, entry.preprocess, data.test, options)
                 res.update(model=name, decoder=method, seed=seed, seconds=seconds,
+                           cpu_seconds=cpu_seconds, threads=torch.get_num_threads(),
                            load_average=load, enter=options.enter, switch=options.switch)
                 results.append(res)
                 print(f"{name} {method} seed {seed}: exact(5) {res['five']['exact_match']:.4f} "
