@@ -35,7 +35,10 @@ scaled tanh and trainable subsampling.
   the blank), one output per 2-pixel shift: S4 pools with a horizontal stride of 1 and C5
   skips every other column (dilation 2), which is the 4-pixel sweep run twice, 2 pixels
   apart, interleaved. Repeated narrow digits ("11" written tight) need a blank between
-  them, and at 4 pixels there is not always room for it.
+  them, and at 4 pixels there is not always room for it. Batch normalization after C1,
+  C3, C5 and F6 (452 parameters more: 61,343): with it, at twice the rate and batch, the
+  training loss after 20 epochs is 0.044, against 0.059 without it at 3e-3 and batch 32,
+  and the test figures are better too (docs/reading.md).
 """
 
 from __future__ import annotations
@@ -114,7 +117,7 @@ class CTCNet(StripNet):
 # a horizon of about one epoch); see docs/reading.md for what was measured.
 SDNN_RECIPE = Recipe(optimizer="adam", lr=3e-3, schedule="onecycle", epochs=12, batch_size=256,
                      ema=0.998)
-CTC_RECIPE = Recipe(optimizer="adam", lr=3e-3, schedule="onecycle", epochs=20, batch_size=32,
+CTC_RECIPE = Recipe(optimizer="adam", lr=6e-3, schedule="onecycle", epochs=20, batch_size=64,
                     loss="ctc", ema=0.998)
 
 
@@ -128,6 +131,6 @@ def lenet5_sdnn(num_classes: int = 10, in_channels: int = 1) -> StripNet:
 @register_model("lenet5-ctc", input_size=(1, 32, 32), preprocess=STRIP_PREPROCESS,
                 recipe=CTC_RECIPE, task="read")
 def lenet5_ctc(num_classes: int = 10, in_channels: int = 1, stride: int = 2,
-               norm: bool = False) -> CTCNet:
-    """LeNet-5's layers trained on whole strings with CTC, one output per 2 pixels."""
+               norm: bool = True) -> CTCNet:
+    """LeNet-5's layers with batch norm trained on whole strings with CTC, an output per 2 px."""
     return CTCNet(num_classes, in_channels, stride=stride, norm=norm)
