@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import to_input
-from ..data.strings import Strings, StringSource
+from ..data.strings import Strings, StringSource, salt_and_pepper
 from ..models import Preprocess
 from ..registry import Registry
 from .metrics import ReadingMetrics, reading_metrics
@@ -101,8 +101,6 @@ class StringObjective(Objective):
         s = source.strings(n, generator, lengths)
         images = s.images
         if self.noise > 0:
-            from ..data.strings import salt_and_pepper
-
             images = salt_and_pepper(images, self.noise, generator)
         return Batch(strip_input(images, pre, device=device),
                      s.digits[s.digits >= 0].to(device), s.lengths.to(device),
