@@ -3,8 +3,9 @@
 A model's ``objective`` (models/sdnn.py) names its entry here. A training loop needs only
 
     obj = get_objective(model.objective)
+    steps = ceil(obj.epoch_size(data.train) / batch_size)                # per epoch
     batch = obj.batch(data.train, batch_size, generator, pre, device)   # a Batch
-    loss = obj.loss(model(batch.x), batch)
+    loss = obj.loss(model(batch.x), batch, model)
     metrics, readings = evaluate_reader(model, pre, data.test)
 
 - ``sdnn``: the paper's SDNN training (LeCun et al. 1998, VII.A): 32x32 windows, a central
