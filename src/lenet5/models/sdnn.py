@@ -117,7 +117,7 @@ class CTCNet(StripNet):
 # a horizon of about one epoch); see docs/reading.md for what was measured.
 SDNN_RECIPE = Recipe(optimizer="adam", lr=3e-3, schedule="onecycle", epochs=12, batch_size=256,
                      ema=0.998)
-CTC_RECIPE = Recipe(optimizer="adam", lr=6e-3, schedule="onecycle", epochs=20, batch_size=64,
+CTC_RECIPE = Recipe(optimizer="adam", lr=6e-3, schedule="onecycle", epochs=30, batch_size=64,
                     loss="ctc", ema=0.998)
 
 
