@@ -9,7 +9,10 @@ from ..checkpoint import Checkpoint
 from ..data import IMAGE_FOLDER, Dataset, dataset_choices, load_dataset
 from ..data.folder import FolderFormat, folder_format
 from ..data.store import DATA_DIR_ENV
+from ..errors import Lenet5Error
 from ..models import get_model_entry
+
+_TASKS = {"classify": "classifier of single images", "read": "reader of whole numbers"}
 
 
 def add_data_args(p: argparse.ArgumentParser, of_checkpoint: bool = False) -> None:
@@ -60,3 +63,13 @@ def load_checkpoint_data(args: argparse.Namespace, ckpt: Checkpoint) -> Dataset:
     name = args.dataset or ckpt.dataset.get("name") or "mnist"
     return load_dataset(name, args.data_dir,
                         image_format=image_format_for(ckpt.model_name)).head(args.limit)
+
+
+def check_task(model_name: str, data) -> str:
+    """The model's task (models/registry.py), refused unless the data is for it too."""
+    task, data_task = get_model_entry(model_name).task, getattr(data, "task", "classify")
+    if task != data_task:
+        hint = " (--dataset mnist-strings)" if task == "read" else ""
+        raise Lenet5Error(f"{model_name} is a {_TASKS[task]}, {data.name} a dataset for a "
+                          f"{_TASKS[data_task]}{hint}")
+    return task

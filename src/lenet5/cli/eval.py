@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from ..errors import Lenet5Error
 from ..evaluation import (
     confusion_matrix,
     evaluate,
@@ -15,7 +16,7 @@ from ..evaluation import (
 from ..fastpath import accelerate
 from ..training import build_loss, pick_device, reported_loss
 from ..weights import resolve_checkpoint
-from .common import CHECKPOINT_HELP, add_data_args, add_device_arg, load_checkpoint_data
+from .common import CHECKPOINT_HELP, add_data_args, add_device_arg, check_task, load_checkpoint_data
 
 
 def add_parser(sub) -> None:
@@ -27,6 +28,9 @@ def add_parser(sub) -> None:
                    help="also print accuracy, precision and recall per class")
     p.add_argument("--confusion", action="store_true",
                    help="also print the confusion matrix (rows: true class, columns: predicted)")
+    p.add_argument("--decoder", choices=["greedy", "beam", "viterbi"],
+                   help="string readers: how the output strip is decoded (default: viterbi for "
+                        "lenet5-sdnn, greedy for lenet5-ctc)")
     add_data_args(p, of_checkpoint=True)
     add_device_arg(p)
     p.set_defaults(func=run)
@@ -42,6 +46,8 @@ def run(args) -> int:
         print(f"lenet5: warning: {data.name} here differs from the data the model was "
               "trained on (content hash)", file=sys.stderr)
     device = pick_device(args.device)
+    if check_task(ckpt.model_name, data) == "read":
+        return _eval_reader(args, ckpt, model.to(device), data, device)
     loss_fn = reported_loss(build_loss(config.get("loss", "cross_entropy"),
                                        **config.get("loss_args", {})))
     m = evaluate(model.to(device), data.test, ckpt.preprocess, loss_fn,
@@ -57,4 +63,24 @@ def run(args) -> int:
         if args.confusion:
             print()
             print(format_confusion(cm, data.classes))
+    return 0
+
+
+def _eval_reader(args, ckpt, model, data, device) -> int:
+    """A string reader: exact match, CER and the accept rate at 1% error, and by length."""
+    from ..reading.metrics import by_length, format_by_length, format_reading
+    from ..reading.objectives import evaluate_reader
+    from ..reading.read import DecodeOptions
+
+    try:
+        m, readings = evaluate_reader(model, ckpt.preprocess, data.test,
+                                      DecodeOptions(method=args.decoder), device=device)
+    except ValueError as e:
+        raise Lenet5Error(str(e)) from None
+    print(format_reading("test", m))
+    if args.per_class or args.confusion:
+        print("lenet5: note: --per-class and --confusion are for classifiers", file=sys.stderr)
+    print()
+    print(format_by_length(by_length(data.test.texts(), [r.text for r in readings],
+                                     [r.confidence for r in readings])))
     return 0

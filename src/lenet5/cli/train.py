@@ -7,11 +7,12 @@ from pathlib import Path
 
 from ..data import load_dataset
 from ..data.distort import Distortion
+from ..errors import Lenet5Error
 from ..fastpath import PRECISIONS
 from ..models import list_models
 from ..training import TrainConfig, list_losses, list_optimizers, list_schedules, train
 from ..training.resume import load_state, prepare_resume, state_path_for
-from .common import add_data_args, add_device_arg, image_format_for
+from .common import add_data_args, add_device_arg, check_task, image_format_for
 
 DEFAULT_OUT = "runs/{model}.safetensors"
 
@@ -115,6 +116,9 @@ def run(args) -> int:
               f"that one on instead: lenet5 train --resume {unfinished})", file=sys.stderr)
     data = load_dataset(cfg.dataset, cfg.data_dir,
                         image_format=image_format_for(cfg.model)).head(args.limit)
+    if check_task(cfg.model, data) == "read":
+        raise Lenet5Error("lenet5 train does not train string readers yet; "
+                          "benchmarks/strings.py --save does")
     return _train(cfg, data)
 
 

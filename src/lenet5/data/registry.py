@@ -54,10 +54,16 @@ class DatasetSpec:
     transposed: bool = False
     # (height, width) of every image: checked in the IDX header before the data is read
     image_size: tuple[int, int] = (28, 28)
+    # A composed dataset has no files: it is made in memory from the registered digit
+    # dataset ``base`` (strings.py: numbers written with its digits); ``prepare`` gets the
+    # base. ``task``: what a model does with it, "classify" (one label per image) or
+    # "read" (a sequence of labels per image); models carry the same field.
+    base: str | None = None
+    task: str = "classify"
 
     @property
     def file_names(self) -> list[str]:
-        return [f for split in SPLITS for f in self.files[split]]
+        return [f for split in SPLITS for f in self.files.get(split, ())]
 
     def is_images(self, file_name: str) -> bool:
         return any(file_name == images for images, _ in self.files.values())
@@ -226,5 +232,15 @@ EMNIST_DIGITS = register_dataset(
         classes=DIGITS,
         sizes={"train": 240000, "test": 40000},
         transposed=True,
+    )
+)
+
+MNIST_STRINGS = register_dataset(
+    DatasetSpec(
+        name="mnist-strings",
+        title="Handwritten numbers composed from MNIST digits (training strings from training "
+              "digits, test strings from test digits)",
+        files={}, sha256={}, mirrors=(), classes=DIGITS,
+        base="mnist", task="read",
     )
 )

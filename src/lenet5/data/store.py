@@ -33,6 +33,7 @@ from .download import download_archive, download_file, lock_for
 from .folder import FolderFormat, load_image_folder
 from .idx import read_idx
 from .registry import IMAGE_FOLDER, SPLITS, DatasetSpec, get_dataset_spec
+from .strings import StringDataset
 
 DATA_DIR_ENV = "LENET5_DATA_DIR"
 CACHE_DIR_ENV = "LENET5_CACHE_DIR"
@@ -239,6 +240,8 @@ def load_dataset(
     if name == IMAGE_FOLDER:
         return load_image_folder(data_dir, image_format)
     spec = get_dataset_spec(name)
+    if spec.base is not None:  # composed in memory from its base (strings.py)
+        return StringDataset(name, load_dataset(spec.base, data_dir, download, mirrors))
     paths = locate_files(spec, data_dir, download, mirrors)
     splits, hashes, unverified = {}, {}, []
     for split in SPLITS:
@@ -268,6 +271,8 @@ def prepare(
     the verified hashes. Files found elsewhere (--data-dir, a system directory) are
     verified there, then copied."""
     spec = get_dataset_spec(name)
+    if spec.base is not None:  # nothing of its own: composed from its base when loaded
+        return prepare(spec.base, data_dir, mirrors)
     paths = locate_files(spec, data_dir, download=True, mirrors=mirrors)
     target = cache_dir() / spec.name
     hashes, unverified = {}, []
@@ -305,6 +310,9 @@ def dataset_status(data_dir: str | os.PathLike | None = None,
     user = _user_dir(data_dir)
     for name in list_datasets():
         spec = get_dataset_spec(name)
+        if spec.base is not None:
+            rows.append((name, f"composed in memory from {spec.base}"))
+            continue
         mine = user is not None and (name == dataset or (user[0] / name).is_dir())
         try:
             loc = find_dataset(spec, data_dir, user_dir=mine)

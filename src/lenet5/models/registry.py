@@ -31,6 +31,10 @@ class ModelEntry:
     description: str
     input_size: tuple[int, int, int]
     preprocess: Preprocess
+    # "classify": one label per image (the digit models); "read": a sequence of labels per
+    # image (the string readers of sdnn.py, trained and decoded by lenet5.reading). Commands
+    # dispatch on it, as they do on the dataset registry's field of the same name.
+    task: str = "classify"
 
 
 MODELS: Registry[ModelEntry] = Registry("model")
@@ -41,6 +45,7 @@ def register_model(
     *,
     input_size: tuple[int, int, int] = (1, 32, 32),
     preprocess: Preprocess | None = None,
+    task: str = "classify",
 ):
     """Decorator: register ``fn(num_classes=..., in_channels=..., **kwargs) -> nn.Module``."""
 
@@ -52,6 +57,7 @@ def register_model(
             description=doc[0] if doc else "",
             input_size=input_size,
             preprocess=preprocess or Preprocess(),
+            task=task,
         ))
         return fn
 

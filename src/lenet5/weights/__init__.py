@@ -43,7 +43,7 @@ class Weights:
     accuracy: float  # on the dataset's test set, as `lenet5 eval` prints it
     command: str  # the exact command that trained it (plus --data-dir and --out)
     dataset_sha256: str  # content hash of the data it was trained on (Dataset.content_hash)
-    task: str = "digits"  # what it reads: "digits" (one per image)
+    task: str = "classify"  # the model's task (models/registry.py): "classify" or "read"
     description: str = ""
 
     @property
@@ -104,7 +104,7 @@ DEFAULTS: dict[str, str] = {}
 CATALOG = "catalog.json"  # beside the files: what benchmarks/train_weights.py --write writes
 
 
-def default_weights(task: str = "digits") -> Weights:
+def default_weights(task: str = "classify") -> Weights:
     name = DEFAULTS.get(task)
     if name is None:
         raise Lenet5Error(f"no shipped weights read {task}; name a checkpoint "
