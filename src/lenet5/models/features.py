@@ -18,6 +18,7 @@ from torch import nn
 FEATURE_LAYERS = ("c1", "s2", "c3", "s4")  # the input side first
 _ACTIVATIONS_MODULE = nn.Tanh.__module__  # torch.nn.modules.activation
 _WINDOWS = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d, nn.LPPool2d)
+_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm, nn.InstanceNorm2d)
 
 
 def _is_activation(module: nn.Module) -> bool:
@@ -42,10 +43,12 @@ def feature_layers(model: nn.Module, fallback: bool = True) -> list[FeatureLayer
             if name not in FEATURE_LAYERS or name in found:
                 continue
             output = child
-            if isinstance(parent, nn.Sequential) and i + 1 < len(children):
-                nxt = children[i + 1][1]
-                if _is_activation(nxt):
-                    output = nxt
+            if isinstance(parent, nn.Sequential):
+                after = [m for _, m in children[i + 1:]]
+                while after and isinstance(after[0], _NORMS):  # c1, bn1, act1: after act1
+                    after.pop(0)
+                if after and _is_activation(after[0]):
+                    output = after[0]
             qual = f"{parent_name}.{name}" if parent_name else name
             found[name] = FeatureLayer(qual, name.upper(), child, output)
     if found or not fallback:

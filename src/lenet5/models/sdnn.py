@@ -71,25 +71,25 @@ class StripNet(nn.Module):
         self.stride = stride
         self.blank = num_classes  # "none" (SDNN) or CTC's blank: the class after the digits
         fine = stride == 2  # S4 keeps every column, C5 reads every other one
-        def bn(n: int) -> list[tuple[str, nn.Module]]:
-            return [(f"bn{n}", nn.BatchNorm2d(n))] if norm else []
+        def bn(layer: int, n: int) -> list[tuple[str, nn.Module]]:
+            return [(f"bn{layer}", nn.BatchNorm2d(n))] if norm else []
 
-        self.features = nn.Sequential(OrderedDict([
+        self.features = nn.Sequential(OrderedDict([  # LeNet-5's order
             ("c1", nn.Conv2d(in_channels, 6, kernel_size=5)),  # 6 x 28 x (W - 4)
-            *bn(6),
-            ("s2", nn.MaxPool2d(2)),  # 6 x 14 x (W - 4) / 2
+            *bn(1, 6),
             ("act1", nn.ReLU()),
+            ("s2", nn.MaxPool2d(2)),  # 6 x 14 x (W - 4) / 2
             ("c3", PartialConv2d(C3_TABLE, kernel_size=5)),  # 16 x 10
-            *bn(16),
-            ("s4", nn.MaxPool2d(2, stride=(2, 1) if fine else 2)),  # 16 x 5
+            *bn(3, 16),
             ("act3", nn.ReLU()),
+            ("s4", nn.MaxPool2d(2, stride=(2, 1) if fine else 2)),  # 16 x 5
             ("c5", nn.Conv2d(16, 120, kernel_size=5, dilation=(1, 2) if fine else 1)),  # 120 x 1
-            *bn(120),
+            *bn(5, 120),
             ("act5", nn.ReLU()),
         ]))
         self.classifier = nn.Sequential(OrderedDict([
             ("f6", nn.Conv2d(120, 84, kernel_size=1)),
-            *bn(84),
+            *bn(6, 84),
             ("act6", nn.ReLU()),
             ("output", nn.Conv2d(84, num_classes + 1, kernel_size=1)),
         ]))
