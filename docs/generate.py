@@ -23,6 +23,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import statistics
 import sys
 import tempfile
@@ -66,15 +67,20 @@ def _isolated(env: dict[str, str]):
             os.environ.update(saved_env)
 
 
-def lenet5(command: str, env: dict[str, str] | None = None) -> tuple[int, str]:
-    """Run ``lenet5 ...`` in this process: (exit status, stdout and stderr as printed)."""
+def lenet5(command: str, env: dict[str, str] | None = None,
+           files: list[str] = ()) -> tuple[int, str]:
+    """Run ``lenet5 ...`` in this process: (exit status, stdout and stderr as printed).
+    ``files`` (paths from the repository root) are copied into the working directory first,
+    so that the command names them by their file names."""
     from lenet5.cli import main
 
     argv = shlex.split(command)
     if argv[0] != "lenet5":
         raise ValueError(f"not a lenet5 command: {command}")
     out = io.StringIO()
-    with _isolated(env or {}), contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+    with _isolated(env or {}) as tmp, contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        for f in files:
+            shutil.copy(ROOT / f, tmp / Path(f).name)
         try:
             status = main(argv[1:])
         except SystemExit as e:  # --help, and argparse's usage errors
@@ -87,10 +93,11 @@ def fence(text: str, command: str | None = None) -> str:
     return "```\n" + "\n".join(line.rstrip() for line in lines) + "\n```\n"
 
 
-def run(command: str, head: int | None = None, status: int = 0) -> str:
+def run(command: str, head: int | None = None, status: int = 0, files: list[str] = ()) -> str:
     """A fenced block: ``$ command`` and what it printed (its first ``head`` lines).
-    Fails unless the command exits with ``status`` (non-zero: an error shown on purpose)."""
-    code, text = lenet5(command)
+    Fails unless the command exits with ``status`` (non-zero: an error shown on purpose).
+    ``files``: see :func:`lenet5`, e.g. ``run("lenet5 predict digit.png", files=["docs/digit.png"])``."""
+    code, text = lenet5(command, files=files)
     if code != status:
         raise RuntimeError(f"{command!r} exited {code}, not {status}:\n{text}")
     lines = text.rstrip("\n").splitlines()
@@ -200,7 +207,8 @@ def training_table(dataset: str = "mnist") -> str:
     rows = ["| model | command | test accuracy | misses |", "| --- | --- | ---: | ---: |"]
     for r in data["runs"]:
         if r["dataset"] == dataset:
-            rows.append(f"| {r['model']} | `{r['recipe_command']}` | {r['test_acc']:.4f} | {r['test_miss']} |")
+            rows.append(f"| {r['model']} | `{r['recipe_command']}` | {r['test_acc']:.4f} | "
+                        f"{r['test_miss']} |")
     return "\n".join(rows) + "\n\n" + provenance(data, "python docs/measure.py training")
 
 

@@ -115,7 +115,7 @@ def write(name: str, result: dict) -> None:
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
-    print(f"wrote {path.relative_to(ROOT)}")
+    print(f"wrote {path}")
 
 
 def test_metrics(workdir: Path, out: str) -> dict:
@@ -144,11 +144,12 @@ def training(args) -> None:
         if record["returncode"]:
             raise SystemExit(f"failed: {command}")
         test = test_metrics(args.workdir, out)
-        runs = [r for r in runs if r["command"] != record["command"]]
+        runs = [r for r in runs if r.get("recipe_command") != command]
         runs.append({"model": model, "dataset": dataset, "recipe_command": command, **record,
                      "test_acc": test["acc"], "test_miss": test["miss"]})
         order = [c for _, _, c in TRAINING]
-        runs.sort(key=lambda r: order.index(r["recipe_command"]) if r["recipe_command"] in order else len(order))
+        runs.sort(key=lambda r: order.index(r["recipe_command"])
+                  if r["recipe_command"] in order else len(order))
         write("training", {"about": "each model's recipe (lenet5 train --model NAME), seed 0, "
                                     "one thread (OMP_NUM_THREADS=1); measured by docs/measure.py",
                            "source": "measured", "conditions": conditions(1), "runs": runs})
