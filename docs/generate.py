@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 COLUMNS = "100"  # argparse wraps help at the terminal's width
 MODEL_ORDER = ["classic", "modern", "classic-c5conv", "modern-c5conv", "sigmoid", "keras",
-               "lenet5-1998", "alexnet"]
+               "lenet5-1998", "lenet5-sdnn", "lenet5-ctc", "alexnet"]
 # the page that says more about each command (relative to docs/); a command not listed
 # here still gets its row in the table
 COMMAND_DOCS = {"prepare": "datasets.md", "summary": "models.md", "train": "training.md",
@@ -177,9 +177,10 @@ def models_table(base: str = "docs/") -> str:
     rows = ["| `--model` | what it is | parameters | MNIST test accuracy |",
             "| --- | --- | ---: | ---: |"]
     special = {"lenet5-1998": f"[{reproduced_error()}% error]({base}paper.md)",
-               "alexnet": "-"}
+               "lenet5-sdnn": f"[whole numbers]({base}reading.md)",
+               "lenet5-ctc": f"[whole numbers]({base}reading.md)"}
     for name in names:
-        score = f"{100 * acc[name]:.2f}%" if name in acc else special.get(name, "")
+        score = f"{100 * acc[name]:.2f}%" if name in acc else special.get(name, "-")
         rows.append(f"| `{name}` | {_description(name)} | {_params(name):,} | {score} |")
     return "\n".join(rows) + "\n"
 
