@@ -13,7 +13,7 @@ from ..evaluation import (
     format_per_class,
     predict_logits,
 )
-from ..training import build_loss, pick_device, reported_loss
+from ..training import pick_device, reported_loss
 from .common import add_data_args, add_device_arg, load_checkpoint_data
 
 
@@ -41,8 +41,7 @@ def run(args) -> int:
         print(f"lenet5: warning: {data.name} here differs from the data the model was "
               "trained on (content hash)", file=sys.stderr)
     device = pick_device(args.device)
-    loss_fn = reported_loss(build_loss(config.get("loss", "cross_entropy"),
-                                       **config.get("loss_args", {})))
+    loss_fn = reported_loss(config.get("loss", "cross_entropy"), **config.get("loss_args", {}))
     m = evaluate(model.to(device), data.test, ckpt.preprocess, loss_fn,
                  config.get("eval_batch_size", 256), device)
     print(format_metrics("test", m))
