@@ -173,9 +173,10 @@ def check_replace(cfg: TrainConfig, data: Dataset, overwrite: bool) -> None:
     differs = [f"{k} {saved.config.get(k, defaults.get(k))!r}, not {wanted[k]!r}"
                for k in wanted if k not in NOT_THE_RUN
                and saved.config.get(k, defaults.get(k)) != wanted[k]]
-    if saved.dataset.get("sha256") != data.content_hash:
-        differs.append("other data" + (f" (limit {saved.dataset.get('limit')}, not {data.limit})"
-                                       if saved.dataset.get("limit") != data.limit else ""))
+    if saved.dataset.get("limit") != data.limit:
+        differs.append(f"other data (limit {saved.dataset.get('limit')}, not {data.limit})")
+    elif saved.dataset.get("sha256") != data.content_hash:
+        differs.append("other data (content hash)")
     if differs:
         raise Lenet5Error(f"{out} holds a model trained differently ({'; '.join(differs[:3])}"
                           f"{'; ...' if len(differs) > 3 else ''}); {how}")
