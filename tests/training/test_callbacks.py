@@ -3,6 +3,7 @@ and their state carried over by --resume; augmentations by name; the CSV log."""
 
 import csv
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,7 +12,7 @@ from lenet5.cli import main
 from lenet5.errors import Lenet5Error
 from lenet5.training import Callback, TrainConfig, register_augmentation, train
 from lenet5.training.augment import AUGMENTATIONS, Augmentation, parse_augment, seed_for
-from lenet5.training.resume import load_state, state_path_for
+from tests.training.stopping import train_until
 
 
 class Recorder(Callback):
@@ -84,18 +85,8 @@ def test_on_batch_changes_what_is_trained_on(mnist):
 def test_a_hooks_state_is_saved_under_its_name_and_resumed(mnist, tmp_path):
     out = tmp_path / "m.safetensors"
     cfg = TrainConfig.for_model("classic", epochs=3, batch_size=100, out=str(out), progress=False)
-
-    class Stop(Exception):
-        pass
-
-    def stop(record):
-        if record["epoch"] == 3:
-            raise Stop
-
-    with pytest.raises(Stop):
-        train(cfg, mnist.head(200), log=lambda s: None, callbacks=[Recorder()], on_epoch=stop)
-    state = load_state(state_path_for(out))
-    assert state["epoch"] == 2 and state["callbacks"]["recorder"] == {"counter": 4}
+    state = train_until(cfg, mnist.head(200), 2, callbacks=[Recorder()])
+    assert state["callbacks"]["recorder"] == {"counter": 4}
     resumed = Recorder()
     train(cfg, mnist.head(200), log=lambda s: None, callbacks=[resumed], resume=state)
     assert resumed.calls[0] == ("train_start", 2) and resumed.counter == 6
@@ -154,17 +145,8 @@ def test_augment_flag(mnist_dir, tmp_path, capsys):
 def test_csv_log_holds_what_the_jsonl_holds_and_is_resumed_alike(mnist, tmp_path):
     out = tmp_path / "m.safetensors"
     cfg = TrainConfig.for_model("classic", epochs=3, out=str(out), progress=False)
-
-    class Stop(Exception):
-        pass
-
-    def stop(record):
-        if record["epoch"] == 3:
-            raise Stop
-
-    with pytest.raises(Stop):
-        train(cfg, mnist.head(150), log=lambda s: None, on_epoch=stop)
-    train(cfg, mnist.head(150), log=lambda s: None, resume=load_state(state_path_for(out)))
+    state = train_until(cfg, mnist.head(150), 2)
+    train(cfg, mnist.head(150), log=lambda s: None, resume=state)
     records = [json.loads(x) for x in cfg.log_path.read_text().splitlines()]
     with open(out.with_name("m.metrics.csv"), newline="") as f:
         rows = list(csv.DictReader(f))
@@ -174,3 +156,29 @@ def test_csv_log_holds_what_the_jsonl_holds_and_is_resumed_alike(mnist, tmp_path
     for row, record in zip(rows, records):
         assert float(row["test_acc"]) == record["test"]["acc"]
         assert float(row["lr"]) == record["lr"] and int(row["train_total"]) == 150
+
+
+def doc_example(heading):
+    """The first python block after ``heading`` in docs/training.md, up to its first line
+    that trains (the examples train on the full data set: the tests train on less)."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "training.md").read_text()
+    block = text.split(heading, 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    return block.split("\n\ncfg = ", 1)[0]
+
+
+def test_the_documented_hook_and_augmentation_work(mnist, tmp_path):
+    hook, augmentation = {}, {}
+    exec(doc_example("### Writing a hook"), hook)
+    if "erase" not in AUGMENTATIONS:
+        exec(doc_example("### Writing an augmentation"), augmentation)
+    out = tmp_path / "m.safetensors"
+    cfg = TrainConfig.for_model("modern", epochs=2, augment={"erase": {"p": 0.5, "size": 6}},
+                                out=str(out), progress=False)
+    train(cfg, mnist.head(300), log=lambda s: None, callbacks=[hook["GradientNorm"]()])
+    records = [json.loads(x) for x in cfg.log_path.read_text().splitlines()]
+    assert all(r["grad_norm"] > 0 for r in records) and len(records) == 2
+    assert "grad_norm" in out.with_name("m.metrics.csv").read_text().splitlines()[0]
+    erase = AUGMENTATIONS.get("erase")(torch.Generator().manual_seed(0), p=1.0, size=6)
+    x = torch.randn(4, 1, 32, 32)
+    erased = erase.on_batch(None, x, torch.zeros(4))[0]
+    assert ((erased != x).flatten(1).sum(1) <= 36).all() and (erased != x).any()

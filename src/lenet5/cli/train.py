@@ -22,7 +22,7 @@ from ..training import (
 )
 from ..training.augment import parse_augment
 from ..training.resume import CHANGEABLE, load_state, prepare_resume, state_path_for
-from ..training.tensorboard import default_dir
+from ..training.tensorboard import default_dir, summary_writer
 from ..training.train import check_out
 from .common import add_data_args, add_device_arg
 
@@ -109,7 +109,7 @@ def run(args) -> int:
         cfg, data, state = prepare_resume(args.resume, given, limit=args.limit)
         if cfg.tensorboard == "":
             cfg = dataclasses.replace(cfg, tensorboard=str(default_dir(cfg.out)))
-        check_out(cfg.out)
+        check_out(cfg.out, create=False)
         check_replace(cfg, data, args.overwrite)
         print(f"resuming {cfg.model} after epoch {state['epoch']} of {cfg.epochs}")
         return _train(cfg, data, state)
@@ -142,7 +142,9 @@ def run(args) -> int:
         progress=False if args.no_progress else None,
         tensorboard=str(default_dir(out)) if args.tensorboard == "" else args.tensorboard,
     )
-    check_out(cfg.out)  # before the data is loaded (or downloaded)
+    check_out(cfg.out, create=False)  # before the data is loaded (or downloaded)
+    if cfg.tensorboard is not None:
+        summary_writer()  # the package is there
     if (unfinished := state_path_for(cfg.out)).is_file():
         print(f"lenet5: note: a new run replaces the unfinished one in {unfinished} (to carry "
               f"that one on instead: lenet5 train --resume {unfinished})", file=sys.stderr)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -59,9 +60,9 @@ def split_validation(train: Split, fraction: float, seed: int) -> tuple[Split, S
     return train.subset(perm[n_val:]), train.subset(perm[:n_val])
 
 
-def default_callbacks(cfg: TrainConfig, net: nn.Module, optimizer: torch.optim.Optimizer
-                      ) -> list[Callback]:
-    """The hooks ``cfg`` asks for, in the order they run."""
+def training_callbacks(cfg: TrainConfig, net: nn.Module, optimizer: torch.optim.Optimizer
+                       ) -> list[Callback]:
+    """The hooks that take part in training that ``cfg`` asks for, in the order they run."""
     hooks: list[Callback] = []
     if cfg.double_batch_from:
         hooks.append(BatchRamp(cfg.double_batch_from))
@@ -71,7 +72,12 @@ def default_callbacks(cfg: TrainConfig, net: nn.Module, optimizer: torch.optim.O
         hooks.append(CurvatureEstimate(optimizer, seed=cfg.seed + 3))
     if cfg.ema:
         hooks.append(WeightAverage(net, cfg.ema))
-    hooks.append(ProgressBar(cfg.progress))
+    return hooks
+
+
+def reporting_callbacks(cfg: TrainConfig) -> list[Callback]:
+    """The hooks that show and log the run, which run after every other hook."""
+    hooks: list[Callback] = [ProgressBar(cfg.progress)]
     if cfg.log_path is not None:
         hooks.append(MetricsLog(cfg.log_path))
     if cfg.tensorboard is not None:
@@ -91,16 +97,26 @@ def check_config(cfg: TrainConfig) -> None:
         check_out(cfg.out)
 
 
-def check_out(out: str | Path) -> None:
+def check_out(out: str | Path, create: bool = True) -> None:
     """Fail now, not after an hour of training, when the checkpoint or a file beside it
-    cannot be written: a directory in its place, a parent that is not writable."""
+    cannot be written: a directory in its place, a parent that is a file or not writable.
+    ``create``: make the parent directory (else only check that it could be made)."""
     out = Path(out)
     for path in (out, state_path_for(out), out.with_name(out.stem + ".metrics.jsonl"),
                  csv_path_for(out.with_name(out.stem + ".metrics.jsonl"))):
         if path.is_dir():
             raise Lenet5Error(f"--out {out}: {path} is a directory; give the checkpoint's file "
                               "name, e.g. runs/model.safetensors")
-    ensure_writable_dir(out.parent)
+    if create:
+        ensure_writable_dir(out.parent)
+        return
+    existing = out.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise Lenet5Error(f"cannot write to {out.parent}: {existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise Lenet5Error(f"cannot write to {out.parent}: {existing} is not writable")
 
 
 def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print,
@@ -110,7 +126,9 @@ def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print,
 
     ``on_epoch`` is called with each epoch's log record (``lenet5 bench`` times epochs by it).
     ``resume``: a state from ``resume.load_state``, to carry on after its epoch.
-    ``callbacks``: hooks of your own, run after those ``cfg`` asks for (callbacks.py).
+    ``callbacks``: hooks of your own (callbacks.py), run after the hooks that take part in
+    training and before those that show and log the run (so a field a hook adds to the
+    epoch's record is logged).
     """
     check_config(cfg)
     seed_everything(cfg.seed)
@@ -153,7 +171,7 @@ def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print,
                 loss_fn=loss_fn, preprocess=pre, device=device, train_split=train_split,
                 watch_name=watch_name, watch_split=watch_split, batch=batch, measure=measure,
                 log=log, is_main=ddp.is_main, evaluated=net)
-    hooks = [*default_callbacks(cfg, net, optimizer), *callbacks,
+    hooks = [*training_callbacks(cfg, net, optimizer), *callbacks, *reporting_callbacks(cfg),
              *([EpochFunction(on_epoch)] if on_epoch is not None else [])]
     run_state = RunState(state_path_for(cfg.out) if cfg.out else None, model=net,
                          optimizer=optimizer, schedule=schedule, generators={"shuffle": shuffle},
