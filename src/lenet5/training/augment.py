@@ -89,6 +89,8 @@ def build_augmentations(augment: dict[str, dict[str, Any]], seed: int) -> list[C
     hooks = []
     for name, options in augment.items():
         factory = AUGMENTATIONS.get(name)
+        if not isinstance(options or {}, dict):
+            raise Lenet5Error(f"augmentation {name!r}: its options are KEY=VALUE pairs, not {options!r}")
         generator = torch.Generator().manual_seed(seed_for(name, seed))
         try:
             hook = factory(generator, **(options or {}))

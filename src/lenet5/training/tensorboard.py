@@ -24,6 +24,7 @@ import torch
 
 from ..errors import Lenet5Error
 from ..evaluation import predict_logits
+from ..io import ensure_writable_dir
 from .callbacks import Callback, Loop
 
 MAX_MISSES = 64  # digits in the grid of misclassified ones
@@ -84,8 +85,8 @@ class TensorBoard(Callback):
     name = "tensorboard"
 
     def __init__(self, log_dir: str | Path):
-        self.log_dir = Path(log_dir)
         self.writer_class = summary_writer()  # a missing package: an error before training
+        self.log_dir = ensure_writable_dir(log_dir)  # and so is a directory it cannot write
         self.writer = None
 
     def on_train_start(self, loop: Loop) -> None:

@@ -87,8 +87,10 @@ def reporting_callbacks(cfg: TrainConfig) -> list[Callback]:
 
 def check_config(cfg: TrainConfig) -> None:
     """Refuse settings that cannot train, before anything is built."""
-    if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.lr <= 0:
-        raise Lenet5Error("epochs, batch size and learning rate must be positive")
+    if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.eval_batch_size < 1 or not cfg.lr > 0:
+        raise Lenet5Error("epochs, batch sizes and learning rate must be positive")
+    if not -2**63 <= cfg.seed < 2**63:
+        raise Lenet5Error(f"--seed {cfg.seed} is out of range (a 64-bit integer)")
     if cfg.double_batch_from < 0:
         raise Lenet5Error(f"--double-batch-from takes an epoch (0: never), not {cfg.double_batch_from}")
     if not 0 <= cfg.ema < 1:
