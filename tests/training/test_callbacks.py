@@ -96,6 +96,10 @@ def test_a_hooks_state_is_saved_under_its_name_and_resumed(mnist, tmp_path):
 
 
 def test_two_hooks_of_one_name_are_refused(mnist):
+    class Unnamed(Callback):
+        pass
+
+    assert Unnamed().name == "Unnamed" and Recorder.name == "recorder"
     with pytest.raises(ValueError, match="same name"):
         train(TrainConfig.for_model("classic", epochs=1, progress=False), mnist.head(50),
               log=lambda s: None, callbacks=[Recorder(), Recorder()])

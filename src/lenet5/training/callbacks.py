@@ -42,10 +42,16 @@ from .config import TrainConfig
 class Callback:
     """A hook into :func:`~lenet5.training.train`; override the points you need.
 
-    ``name`` keys the hook's state in the resume file (unique within a run).
+    ``name`` keys the hook's state in the resume file, unique within a run (default: the
+    class's name).
     """
 
-    name: str = "callback"
+    name: str = "Callback"
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "name" not in cls.__dict__:
+            cls.name = cls.__name__
 
     def on_train_start(self, loop: Loop) -> None:
         """The run starts, or carries on: ``loop.epoch`` is the last completed epoch."""
