@@ -71,11 +71,9 @@ def main() -> None:
             cb.after_step(loop)
 
     def step(i):
-        with autocast(torch.device("cpu"), "bf16"):
-            logits = net(x)
-        loss = F.cross_entropy(logits.float(), y)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        with autocast(torch.device("cpu"), "bf16"):
+            F.cross_entropy(net(x).float(), y).backward()
         optimizer.step()
 
     average = next((cb for cb in hooks if isinstance(cb, WeightAverage)), None)
