@@ -73,7 +73,8 @@ def main() -> None:
     def step(i):
         optimizer.zero_grad(set_to_none=True)
         with autocast(torch.device("cpu"), "bf16"):
-            F.cross_entropy(net(x).float(), y).backward()
+            logits = net(x)
+        F.cross_entropy(logits.float(), y).backward()  # outside autocast, as the loop does
         optimizer.step()
 
     average = next((cb for cb in hooks if isinstance(cb, WeightAverage)), None)
