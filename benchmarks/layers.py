@@ -14,7 +14,7 @@ machine for a while slows both alike; the ratio is what to read (benchmarks/READ
 - C3's input gradient (NHWC, bf16): oneDNN's NHWC backward-data kernel against the one
   ``fastpath.conv2d`` takes;
 - the moving average of the weights: ``AveragedModel.update_parameters`` against
-  ``training.optim.weight_average``'s;
+  ``training.ema.WeightAverage``'s;
 - a whole training step of ``modern`` (bf16 autocast, channels_last, fused Adam): the
   plain model (``create_model``) against the same after ``fastpath.accelerate``.
 """
@@ -31,7 +31,8 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from lenet5.fastpath import Conv2d, MaxPool2d, Sequential, accelerate, autocast, conv2d, to_channels_last
 from lenet5.models import create_model
-from lenet5.training.optim import build_optimizer, weight_average
+from lenet5.training.ema import WeightAverage
+from lenet5.training.optim import build_optimizer
 
 CL = torch.channels_last
 
@@ -97,10 +98,10 @@ def c3_input_gradient(batch: int, rounds: int, reps: int) -> None:
 def weight_averages(rounds: int, reps: int) -> None:
     model = accelerate(create_model("modern"))
     stock = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.98), use_buffers=True)
-    ours = weight_average(model, 0.98)
+    ours = WeightAverage(model, 0.98)
     report("moving average of the weights, one update", interleaved(
         {"stock": lambda: stock.update_parameters(model),
-         "fast": lambda: ours.update_parameters(model)}, rounds, reps * 10))
+         "fast": lambda: ours.update()}, rounds, reps * 10))
 
 
 def training_steps(batch: int, rounds: int, reps: int) -> None:

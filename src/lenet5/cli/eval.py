@@ -14,7 +14,7 @@ from ..evaluation import (
     predict_logits,
 )
 from ..fastpath import accelerate
-from ..training import build_loss, pick_device, reported_loss
+from ..training import pick_device, reported_loss
 from ..weights import resolve_checkpoint
 from .common import CHECKPOINT_HELP, add_data_args, add_device_arg, check_task, load_checkpoint_data
 
@@ -48,8 +48,7 @@ def run(args) -> int:
     device = pick_device(args.device)
     if check_task(ckpt.model_name, data) == "read":
         return _eval_reader(args, ckpt, model.to(device), data, device)
-    loss_fn = reported_loss(build_loss(config.get("loss", "cross_entropy"),
-                                       **config.get("loss_args", {})))
+    loss_fn = reported_loss(config.get("loss", "cross_entropy"), **config.get("loss_args", {}))
     m = evaluate(model.to(device), data.test, ckpt.preprocess, loss_fn,
                  config.get("eval_batch_size", 256), device)
     print(format_metrics("test", m))

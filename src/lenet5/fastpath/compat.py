@@ -126,7 +126,7 @@ def foreach_lerp_(starts: Sequence[torch.Tensor], ends: Sequence[torch.Tensor],
     ``torch._foreach_lerp_`` call, or ``Tensor.lerp_`` tensor by tensor (the same kernel
     on a CPU, so the same values)."""
     lerp = None if public_only() else getattr(torch, "_foreach_lerp_", None)
-    if lerp is not None:
+    if lerp is not None and starts:  # the foreach kernel refuses empty lists
         lerp(starts, ends, weight)
         return
     for start, end in zip(starts, ends):

@@ -1,5 +1,4 @@
-"""Optimizers and learning-rate schedules by name (``--optimizer``, ``--schedule``), and the
-moving average of the weights (``--ema``)."""
+"""Optimizers and learning-rate schedules by name (``--optimizer``, ``--schedule``)."""
 
 from __future__ import annotations
 
@@ -8,10 +7,9 @@ from collections.abc import Callable, Iterable
 
 import torch
 from torch.optim.lr_scheduler import LRScheduler
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..errors import Lenet5Error
-from ..fastpath.compat import foreach_lerp_, has_step_hooks, public_only
+from ..fastpath.compat import has_step_hooks, public_only
 from ..registry import Registry
 from .sdlm import SDLM
 
@@ -212,54 +210,3 @@ def _lecun1998(optimizer, epochs, steps_per_epoch):
         return warmup * lecun1998_factor(1 + step // steps_per_epoch)
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-def weight_average(model: torch.nn.Module, decay: float) -> AveragedModel | None:
-    """An exponential moving average of ``model``'s weights (and buffers), or None for 0.
-
-    After each step ``average.update_parameters(model)`` moves every averaged weight a
-    fraction ``1 - decay`` of the way to the model's (PyTorch's ``AveragedModel`` with its
-    EMA rule, one fused ``lerp`` over all weights). Evaluated instead of the raw weights it
-    smooths out the last steps' noise: with a high learning rate that is worth a good part
-    of what decaying the rate would give, without waiting for the decay.
-    """
-    if not 0.0 <= decay < 1.0:
-        raise Lenet5Error(f"--ema must be in [0, 1), not {decay}")
-    if decay == 0.0:
-        return None
-    return _ExponentialAverage(model, multi_avg_fn=get_ema_multi_avg_fn(decay),
-                               use_buffers=True, decay=decay)
-
-
-class _ExponentialAverage(AveragedModel):
-    """``AveragedModel`` with the EMA rule, updated by one ``lerp`` over cached lists.
-
-    ``AveragedModel.update_parameters`` gathers and groups the tensors anew on every call:
-    ~0.4 ms a step for LeNet-5, 5% of an epoch. After its first call (which copies the
-    weights) the tensors are the same every step, so they are gathered once; the values,
-    the state dict and ``n_averaged`` are those of ``AveragedModel``.
-    """
-
-    def __init__(self, model: torch.nn.Module, *, decay: float, **kwargs):
-        super().__init__(model, **kwargs)
-        self.decay = decay
-        self._cached: tuple[list[torch.Tensor], list[torch.Tensor], torch.nn.Module] | None = None
-
-    @staticmethod
-    def _tensors(model: torch.nn.Module) -> list[torch.Tensor]:
-        return [t.detach() for t in (*model.parameters(), *model.buffers())]
-
-    def update_parameters(self, model: torch.nn.Module, steps: int = 1) -> None:
-        """Move the average towards ``model``; ``steps``: the number of steps this update
-        stands for (after a step of twice the batch, 2: the decay applies twice, so the
-        average spans the same number of images)."""
-        cached = self._cached
-        if cached is None or cached[2] is not model:
-            for _ in range(steps):  # the first update copies the weights
-                super().update_parameters(model)
-            mine, theirs = self._tensors(self.module), self._tensors(model)
-            if all(t.is_floating_point() for t in mine):  # else: always AveragedModel's way
-                self._cached = (mine, theirs, model)
-            return
-        foreach_lerp_(cached[0], cached[1], 1 - self.decay ** steps)
-        self.n_averaged += steps
