@@ -232,11 +232,6 @@ class LeNet1998(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
 
-    def curvature_split(self) -> tuple[nn.Module, nn.Module]:
-        """For SDLM's curvature estimate: the network up to F6, and the fixed RBF layer,
-        whose squared distances are folded into the loss (as in the paper's appendix C)."""
-        return nn.Sequential(self.features, self.classifier[:-1]), self.classifier[-1]
-
 
 # Input scaling: background -0.1, ink 1.175 (mean ~0, variance ~1).
 # x = (p/255 - mean)/std: p=0 -> -mean/std = -0.1, p=255 -> (1-mean)/std = 1.175.
