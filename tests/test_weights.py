@@ -119,3 +119,43 @@ def test_package_data_ships_the_files():
     config = tomllib.loads((root / "pyproject.toml").read_text())
     globs = config["tool"]["setuptools"]["package-data"]["lenet5"]
     assert "weights/*.safetensors" in globs and "**/*.json" in globs
+
+
+SHIPPED = {"classic.mnist", "modern.mnist", "lenet5-1998.mnist"}
+
+
+def test_the_promised_weights_ship_with_a_default_for_each_task():
+    from lenet5.weights import DEFAULTS, default_weights
+
+    assert SHIPPED <= set(list_weights("classify"))
+    assert default_weights("classify").name in list_weights("classify")
+    for task, name in DEFAULTS.items():
+        assert get_weights(name).task == task
+
+
+def test_predict_with_no_checkpoint_uses_the_default(tmp_path):
+    """``lenet5 predict IMAGE``: the first word is an image, so the shipped default reads it."""
+    from PIL import Image, ImageDraw
+
+    from lenet5.weights import default_weights
+
+    img = Image.new("L", (120, 160), 255)
+    ImageDraw.Draw(img).line([(60, 20), (60, 140)], fill=0, width=12)  # a "1"
+    img.save(tmp_path / "one.png")
+    r = run_cli("predict", str(tmp_path / "one.png"), "--json")
+    assert r.returncode == 0, r.stderr
+    (answer,) = json.loads(r.stdout)
+    assert answer["digit"] == 1
+    named = run_cli("predict", default_weights("classify").name, str(tmp_path / "one.png"), "--json")
+    assert json.loads(named.stdout) == json.loads(r.stdout)
+    alone = run_cli("predict", "modern.mnist")
+    assert alone.returncode == 1 and "nothing to read" in alone.stderr
+
+
+def test_serve_with_no_checkpoint_serves_the_shipped_models():
+    from lenet5.cli.serve import shipped_models
+    from lenet5.weights import default_weights
+
+    served = shipped_models()
+    assert served[0] == default_weights("classify").name
+    assert SHIPPED <= set(served)

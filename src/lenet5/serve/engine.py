@@ -44,8 +44,8 @@ class ServedModel:
     """One checkpoint, ready to answer. Thread-safe: one forward pass at a time."""
 
     def __init__(self, model_id: str, path: str | Path):
-        path = Path(path)
         self.predictor = Predictor.from_checkpoint(path)
+        path = Path(path)
         self.id = model_id
         self.path = path
         self.name = self.predictor.checkpoint.model_name
@@ -147,7 +147,8 @@ class Batcher:
 
 
 def load_models(paths: list[str | Path]) -> dict[str, ServedModel]:
-    """``{id: model}`` in the order given; the id is the file's stem, made unique."""
+    """``{id: model}`` in the order given; the id is the file's stem (or the shipped
+    weights' name), made unique."""
     if not paths:
         raise Lenet5Error("give at least one checkpoint to serve")
     models: dict[str, ServedModel] = {}
