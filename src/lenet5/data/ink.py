@@ -37,6 +37,8 @@ class PhotoConfig:
     min_blob: float = 0.02  # of the main blob's ink: smaller pieces are specks
     near: float = 0.35  # of the digit's longer side: how far apart its pieces may lie
     line_span: float = 0.6  # of the image's width or height: a straight run this long is a line
+    line_gap: float = 1.5  # of a written number's height: how far apart its digits may lie
+    line_height: int = 64  # px: a written number is read at most at this height
 
 
 DEFAULT = PhotoConfig()
