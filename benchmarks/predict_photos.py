@@ -141,7 +141,7 @@ def run_conditions(predictor, images: np.ndarray, conditions, seed: int = 0, job
     processes make and read the photos (the timings are then each process's own)."""
     from multiprocessing import get_context
 
-    from benchmarks.photogen import scene
+    from benchmarks.photo_conditions import scene
 
     stats = {c.name: ConditionStats() for c in conditions}
     pool = get_context("spawn").Pool(jobs) if jobs > 1 else None
@@ -175,7 +175,7 @@ def run_conditions(predictor, images: np.ndarray, conditions, seed: int = 0, job
 
 def print_table(title: str, stats: dict[str, ConditionStats]) -> float:
     """The per-condition table; returns the overall agreement."""
-    from benchmarks.photogen import get_condition
+    from benchmarks.photo_conditions import get_condition
 
     print(title)
     print(f"  {'condition':<16} {'photos':>6} {'agree':>7} {'differ':>6} {'refused':>7} "
@@ -194,7 +194,7 @@ def print_table(title: str, stats: dict[str, ConditionStats]) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from benchmarks.photogen import CONDITIONS
+    from benchmarks.photo_conditions import CONDITIONS
     from lenet5.data import load_dataset
     from lenet5.predict import Predictor
 
@@ -244,7 +244,8 @@ def save_examples(images: np.ndarray, path: str, seed: int = 0, per_row: int = 4
     """For some conditions, a few photos and the 28x28 digits predict made of them."""
     from matplotlib.figure import Figure
 
-    from benchmarks.photogen import CONDITIONS, photo_file, scene
+    from benchmarks.photo_conditions import CONDITIONS, scene
+    from benchmarks.photogen import photo_file
     from lenet5.data.images import load_digit
     from lenet5.plots import save_figure
 
@@ -271,4 +272,7 @@ def save_examples(images: np.ndarray, path: str, seed: int = 0, per_row: int = 4
 
 
 if __name__ == "__main__":
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `benchmarks.` from anywhere
     sys.exit(main())

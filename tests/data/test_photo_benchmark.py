@@ -7,7 +7,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from benchmarks.photogen import CONDITIONS, photo_file, scene, shrink
+from benchmarks.photo_conditions import CONDITIONS, scene, shrink
+from benchmarks.photogen import photo_file
 from benchmarks.predict_photos import run_conditions
 
 TUNED = [c for c in CONDITIONS if not c.held_out]
