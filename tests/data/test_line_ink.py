@@ -24,6 +24,12 @@ def number(mnist):
     return s.images[0, :, :int(s.widths[0])].numpy(), s.boxes[0].numpy()
 
 
+@pytest.fixture(scope="module")
+def read(number):
+    """line_ink of the number's photo: (ink map, scale)."""
+    return photo.line_ink(sheet(number[0]))
+
+
 def sheet(strip: np.ndarray, pen=(0.1, 0.15, 0.55), seed=0) -> Image.Image:
     """The number in blue ink on ruled paper with a far-away scribble and dust, light
     falling off across the sheet and a hard shadow edge crossing the number."""
@@ -66,9 +72,9 @@ def on_sheet(ink: np.ndarray, scale: float) -> np.ndarray:
     return np.asarray(img) >= 16
 
 
-def test_every_digit_and_nothing_else(number):
+def test_every_digit_and_nothing_else(number, read):
     strip, boxes = number
-    ink, scale = photo.line_ink(sheet(strip))
+    ink, scale = read
     assert ink.dtype == np.uint8 and ink.ndim == 2 and 0 < scale <= 1
     found = on_sheet(ink, scale)
     for x0, y0, x1, y1 in boxes:  # each digit's own box on the sheet has its ink
@@ -79,10 +85,10 @@ def test_every_digit_and_nothing_else(number):
     assert stray.sum() <= 0.01 * found.sum(), stray.sum()
 
 
-def test_boxes_map_back_by_the_scale(number):
+def test_boxes_map_back_by_the_scale(number, read):
     """A box in the ink map divided by the scale is the box in the image."""
     strip, _ = number
-    ink, scale = photo.line_ink(sheet(strip))
+    ink, scale = read
     rows, cols = np.nonzero(ink >= 16)
     box = np.array([cols.min(), rows.min(), cols.max() + 1, rows.max() + 1]) / scale
     ys, xs = np.nonzero(where_ink(strip, 0))
@@ -108,10 +114,16 @@ def test_a_blank_ruled_sheet_has_no_ink():
         photo.line_ink(Image.fromarray(refl.astype(np.uint8)), name="blank.png")
 
 
-def test_the_ink_map_feeds_the_number_reader(number):
-    from lenet5.reading.line import normalize_line
+def test_the_ink_map_feeds_the_number_reader(read, number):
+    """The reader's strip holds six pieces of ink, one a digit (the test's gaps keep the
+    digits apart), each about MNIST's 20 px high."""
+    from lenet5.reading.line import DIGIT_HEIGHT, normalize_line
 
-    strip, _ = number
-    ink, _ = photo.line_ink(sheet(strip))
-    normalized, _ = normalize_line(ink)
-    assert normalized.shape[0] == 32 and normalized.dtype == torch.uint8
+    strip, _ = normalize_line(read[0])
+    assert strip.shape[0] == 32 and strip.dtype == torch.uint8
+    cols = (strip >= 16).any(0).numpy()
+    runs, n = ndimage.label(cols)
+    assert n == len(number[1])
+    heights = [int(np.ptp(np.nonzero((strip[:, sl[0]] >= 16).any(1).numpy())[0])) + 1
+               for sl in ndimage.find_objects(runs)]
+    assert abs(np.median(heights) - DIGIT_HEIGHT) <= 2
