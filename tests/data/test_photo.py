@@ -123,6 +123,17 @@ def test_remove_lines_keeps_the_stroke_that_crosses_a_line():
     assert out[stroke].all()  # ... and none of the stroke, where they cross included
 
 
+def test_a_soft_dark_line_goes_whole_a_darker_stroke_stays():
+    """A notebook's red margin: its core is far darker than its faint flanks, and still a
+    line; a pen stroke crossing it, darker still, is kept."""
+    ys, xs = np.mgrid[0:300, 0:400].astype(np.float32)
+    level = np.clip(0.42 - 0.12 * np.abs(xs - 50), 0, None)  # 7 px wide, 0.06 at its edges
+    stroke = (np.abs(ys - 150) < 4) & (xs > 30) & (xs < 90)
+    level = np.where(stroke, 0.9, level)
+    out = photo.remove_lines(level > 0.05, level)
+    assert not (out & ~stroke).any() and out[stroke].all()
+
+
 def test_pick_digit_leaves_specks_and_joins_a_detached_hat():
     mask = np.zeros((300, 300), bool)
     mask[100:200, 120:130] = True  # the body

@@ -271,7 +271,7 @@ def remove_lines(mask: np.ndarray, smooth: np.ndarray, cfg: PhotoConfig = DEFAUL
             thickest = max(thickest, thick)
             rho = np.round(across * np.cos(t) - along * np.sin(t)).astype(np.int64) - lo
             on = (rho >= 0) & (rho < counts.size) & bins[np.clip(rho, 0, counts.size - 1)] & live
-            keep |= on & (level > 1.6 * float(np.median(level[on])))
+            keep |= on & (level > 1.6 * float(np.quantile(level[on], 0.75)))
             line |= on
     if not line.any():
         return mask
