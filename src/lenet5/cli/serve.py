@@ -12,11 +12,13 @@ from ..serve.limits import Limits
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "serve", help="draw digits in the browser; a JSON API for predictions",
-        description="Serve a page to draw a digit on and watch the model read it, with its "
-                    "feature maps, and a JSON API (POST /api/predict, GET /api/models, "
-                    "/openapi.json). With several checkpoints the page offers a model picker.")
+        description="Serve a page to draw a digit (or, with a reader, a whole number) on and "
+                    "watch the model read it, and a JSON API (POST /api/predict, POST "
+                    "/api/read, GET /api/models, /openapi.json). With several checkpoints of "
+                    "a kind the page offers a model picker.")
     p.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT",
-                   help=".safetensors checkpoints written by `lenet5 train` (the first is the default)")
+                   help=".safetensors checkpoints written by `lenet5 train`: digit models, "
+                        "readers of whole numbers, or both (the first of each is its default)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default: 127.0.0.1, this machine only; "
                         "0.0.0.0 for every interface)")
