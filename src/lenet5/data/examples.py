@@ -81,18 +81,19 @@ def _grid(parts: dict[str, list[tuple[str, np.ndarray]]]) -> Image.Image:
             cells.append((x, top, label, img, wide))
             width = max(width, x + img.shape[1] * SCALE + GAP)
         y += -(-len(shown) // per_row) * cell_h + GAP
-    grid = Image.new("RGB", (max(width, 360), y + GAP), (255, 255, 255))
+    colour = any(img.ndim == 3 for shown in parts.values() for _, img in shown)
+    grid = Image.new("RGB" if colour else "L", (max(width, 360), y + GAP), "white")
     draw = ImageDraw.Draw(grid)
     for x, top, label, img, wide in cells:
         if img is None:
-            draw.text((x, top), label, fill=(0, 0, 0), font=font)
+            draw.text((x, top), label, fill="black", font=font)
             continue
         big = Image.fromarray(img).resize((img.shape[1] * SCALE, img.shape[0] * SCALE),
-                                          Image.Resampling.NEAREST).convert("RGB")
+                                          Image.Resampling.NEAREST).convert(grid.mode)
         if wide:  # numbers: the text on the left
             grid.paste(big, (x, top))
-            draw.text((x - LABEL, top + big.height // 2 - 8), label, fill=(0, 0, 0), font=font)
+            draw.text((x - LABEL, top + big.height // 2 - 8), label, fill="black", font=font)
         else:
             grid.paste(big, (x, top + 18))
-            draw.text((x, top), label, fill=(0, 0, 0), font=font)
+            draw.text((x, top), label, fill="black", font=font)
     return grid
