@@ -92,7 +92,8 @@ class ModelInfo(BaseModel):
     parameters: int
     classes: int
     class_names: list[str] = Field(description="the classes' names, in label order")
-    test_accuracy: float | None = Field(description="as recorded in the checkpoint")
+    test_accuracy: float | None = Field(description="as recorded in the checkpoint (a reader's: "
+                                                    "its exact match, the share of numbers read right)")
     layers: list[str] = Field(description="feature map layers it can show")
 
 

@@ -26,6 +26,7 @@ from ..errors import Lenet5Error
 from ..models import get_model_entry
 from ..models.features import feature_layers
 from ..predict import Prediction, Predictor
+from .reader import ServedReader
 
 
 def feature_outputs(model: nn.Module) -> dict[str, nn.Module]:
@@ -155,8 +156,6 @@ def load_models(paths: list[str | Path]) -> dict:
     """``{id: model}`` in the order given; the id is the file's stem, made unique. Each
     checkpoint is served by what its model's registry task asks for: a
     :class:`ServedModel` classifies digits, a :class:`~.reader.ServedReader` reads numbers."""
-    from .reader import ServedReader
-
     served = {"classify": ServedModel, "read": ServedReader}
     if not paths:
         raise Lenet5Error("give at least one checkpoint to serve")

@@ -26,7 +26,6 @@ from ..data.images import MIN_CONTRAST, to_grey
 from ..errors import Lenet5Error
 from ..reading.line import SIDE, LineReading, normalize_line, read_ink_maps
 from ..reading.read import output_strip
-from .engine import recorded_accuracy
 
 NONE = "none"  # the name of the class after the digits: the SDNN's "none", CTC's blank
 
@@ -81,7 +80,8 @@ class ServedReader:
         self.parameters = sum(p.numel() for p in self.model.parameters())
         self.layers: dict = {}  # no feature maps shown for a reader
         self.metrics = ckpt.metrics
-        self.test_accuracy = recorded_accuracy(self.metrics)
+        exact = (self.metrics.get("test") or {}).get("exact_match")  # numbers read right
+        self.test_accuracy = float(exact) if isinstance(exact, (int, float)) and 0 <= exact <= 1 else None
         self._lock = threading.Lock()
         self._probe()
 
