@@ -14,6 +14,7 @@ through (no waiting window); under load, 20 digits cost little more than one.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from pathlib import Path
 
@@ -21,11 +22,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..checkpoint import Checkpoint, load_checkpoint
+from ..checkpoint import Checkpoint
 from ..errors import Lenet5Error
 from ..models import get_model_entry
 from ..models.features import feature_layers
 from ..predict import Prediction, Predictor
+from ..weights import resolve_checkpoint
 from .reader import ServedReader
 
 
@@ -152,21 +154,22 @@ class Batcher:
             future.set_result(result)
 
 
-def load_models(paths: list[str | Path]) -> dict:
-    """``{id: model}`` in the order given; the id is the file's stem, made unique. Each
+def load_models(paths: list[str | Path]) -> dict[str, ServedModel | ServedReader]:
+    """``{id: model}`` in the order given; the id is the file's stem (or the shipped
+    weights' name), made unique. Each
     checkpoint is served by what its model's registry task asks for: a
     :class:`ServedModel` classifies digits, a :class:`~.reader.ServedReader` reads numbers."""
     served = {"classify": ServedModel, "read": ServedReader}
     if not paths:
         raise Lenet5Error("give at least one checkpoint to serve")
-    models: dict[str, ServedModel] = {}
+    models: dict[str, ServedModel | ServedReader] = {}
     for path in paths:
         stem = Path(path).name.removesuffix(".safetensors")
         model_id, n = stem, 1
         while model_id in models:
             n += 1
             model_id = f"{stem}-{n}"
-        ckpt = load_checkpoint(path)
+        ckpt = resolve_checkpoint(os.fspath(path))  # a file, or the name of shipped weights
         try:
             models[model_id] = served[get_model_entry(ckpt.model_name).task](model_id, path, ckpt)
         except Lenet5Error:
