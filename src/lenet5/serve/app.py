@@ -37,13 +37,12 @@ from ..errors import Lenet5Error
 from .engine import Batcher, Prediction, ServedModel, load_models
 from .limits import BodyLimit, Busy, DecodePool, Limits
 from .reader import NumberReading, ServedReader
-from .schemas import ReadJSON, ReadResponse, read_response
+from .schemas import Pixel, ReadJSON, ReadResponse, read_response
 
 log = logging.getLogger("lenet5.serve")
 STATIC = Path(__file__).parent / "static"
 SIDE = 28
 
-Pixel = Annotated[float, Field(ge=0, le=255)]
 Row = Annotated[list[Pixel], Field(min_length=SIDE, max_length=SIDE)]
 
 

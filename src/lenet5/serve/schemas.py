@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, model_validator
 from .reader import NumberReading
 
 MAX_ROWS, MAX_COLUMNS = 1024, 4096  # an ink map sent as JSON pixels, at most
-Pixel = Annotated[float, Field(ge=0, le=255)]
+Pixel = Annotated[float, Field(ge=0, le=255)]  # a grey level, as JSON pixels give it
 
 
 class ReadJSON(BaseModel):
