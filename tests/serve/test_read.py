@@ -110,6 +110,20 @@ def test_light_on_dark_reads_the_same_and_so_do_json_pixels(client, number):
         assert (other["text"], other["digits"]) == (dark_on_light["text"], dark_on_light["digits"])
 
 
+def test_boxes_are_in_the_uploads_own_pixels(client, number):
+    """A photo larger than what is decoded (1024 a side): the boxes and the strip's x
+    still in its own pixels, the reading the same as of the small one."""
+    page, _ = number
+    small = read(client, png(255 - page)).json()
+    big = read(client, png(255 - np.kron(page, np.ones((8, 8), dtype=np.uint8)))).json()
+    assert big["text"] == small["text"]
+    for a, b in zip(big["digits"], small["digits"]):  # (the reduced photo's ink differs a little)
+        assert all(abs(u - 8 * v) <= 8 * 6 for u, v in zip(a["box"], b["box"])), (a, b)
+    assert abs(len(big["strip"]) - len(small["strip"])) <= 1
+    for end in (0, -1):
+        assert abs(big["strip"][end]["x"] / 8 - small["strip"][end]["x"]) <= 3
+
+
 @pytest.mark.parametrize("body, pattern", [
     ({"pixels": [[0, 1], [2]]}, r"every row must be as long as the first"),
     ({"pixels": []}, r"pixels"),

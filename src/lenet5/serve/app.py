@@ -13,6 +13,7 @@ the same shape. The server never dies from a request. What a request may cost is
 
 from __future__ import annotations
 
+import io
 import logging
 from contextlib import asynccontextmanager
 from functools import partial
@@ -168,10 +169,13 @@ def parse(schema: type[BaseModel], body: bytes):
 
 
 def _read_upload(served: ServedReader, data: bytes, name: str) -> NumberReading:
-    """On a decode thread: the upload decoded (bounded as for /api/predict), then read."""
+    """On a decode thread: the upload decoded (bounded as for /api/predict), then read;
+    boxes in the upload's own pixels, however much it was reduced to be read."""
     img = open_image(data, name)
+    with Image.open(io.BytesIO(data)) as stored:  # its header: the size before reduction
+        factor = max(stored.size) / max(img.size)
     try:
-        return served.read_image(img)
+        return served.read_image(img, factor)
     except Lenet5Error as e:
         raise Lenet5Error(f"{name}: {e}") from None
 

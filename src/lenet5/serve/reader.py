@@ -24,7 +24,7 @@ from PIL import Image
 from ..checkpoint import Checkpoint
 from ..data.images import MIN_CONTRAST, to_grey
 from ..errors import Lenet5Error
-from ..reading.line import SIDE, LineReading, normalize_line, read_ink_maps
+from ..reading.line import SIDE, LineDigit, LineReading, normalize_line, read_ink_maps
 from ..reading.read import output_strip
 
 NONE = "none"  # the name of the class after the digits: the SDNN's "none", CTC's blank
@@ -99,20 +99,30 @@ class ServedReader:
                 not np.isfinite(answer.reading.confidence):
             raise Lenet5Error(f"{self.path}: the model gives non-finite probabilities")
 
-    def read_image(self, img: Image.Image) -> NumberReading:
-        """Any image of one written number (decoded, at most 1024 a side: data/images.py)."""
-        return self.read_ink(_ink_map(img))
+    def read_image(self, img: Image.Image, factor: float = 1.0) -> NumberReading:
+        """Any image of one written number; boxes and ``x`` scaled by ``factor``: the
+        original's pixels per ``img`` pixel, where the upload was reduced to be read."""
+        # lenet5.reading's own picture-to-ink step, once there, replaces `_ink_map` here.
+        return self.read_ink(_ink_map(img), factor)
 
-    def read_ink(self, ink: np.ndarray) -> NumberReading:
+    def read_ink(self, ink: np.ndarray, factor: float = 1.0) -> NumberReading:
         """An ink map (uint8, bright ink on a dark background, any size)."""
         with self._lock:
-            # The lead swaps this for `read_image(self.model, self.preprocess, img)` once
-            # lenet5.reading has it (and the strip below for what it says of the line).
             [reading] = read_ink_maps(self.model, self.preprocess, [ink])
-            line, where = normalize_line(ink)
+            line, where = normalize_line(ink)  # the line the reading was made of, again
             probs, centres = output_strip(self.model, self.preprocess, line)
         best, label = probs.max(1)
-        xs = where.x0 + (centres.double() - SIDE) / where.scale
+        xs = (where.x0 + (centres.double() - SIDE) / where.scale) * factor
         strip = tuple(StripCell(int(k), float(p), round(float(x), 1), float(c))
                       for k, p, x, c in zip(label, best, xs, centres))
+        if factor != 1:
+            digits = tuple(LineDigit(d.digit, d.probability, _scaled(d.box, factor))
+                           for d in reading.digits)
+            reading = LineReading(reading.text, reading.confidence, digits)
         return NumberReading(reading, strip, line.numpy())
+
+
+def _scaled(box: tuple[int, int, int, int], factor: float) -> tuple[int, int, int, int]:
+    x0, y0, x1, y1 = box
+    return (int(np.floor(x0 * factor)), int(np.floor(y0 * factor)),
+            int(np.ceil(x1 * factor)), int(np.ceil(y1 * factor)))
