@@ -154,8 +154,8 @@ def test_predict_with_no_checkpoint_uses_the_default(tmp_path):
 
 def test_serve_with_no_checkpoint_serves_the_shipped_models():
     from lenet5.cli.serve import shipped_models
-    from lenet5.weights import default_weights
+    from lenet5.weights import DEFAULTS
 
     served = shipped_models()
-    assert served[0] == default_weights("classify").name
-    assert SHIPPED <= set(served)
+    assert set(served[:len(DEFAULTS)]) == set(DEFAULTS.values())  # each kind's default first
+    assert SHIPPED <= set(served) and set(served) == set(list_weights())
