@@ -12,13 +12,14 @@ from ..serve.limits import Limits
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "serve", help="draw digits in the browser; a JSON API for predictions",
-        description="Serve a page to draw a digit on and watch the model read it, with its "
-                    "feature maps, and a JSON API (POST /api/predict, GET /api/models, "
-                    "/openapi.json). With several checkpoints the page offers a model picker.")
+        description="Serve a page to draw a digit (or, with a reader, a whole number) on and "
+                    "watch the model read it, and a JSON API (POST /api/predict, POST "
+                    "/api/read, GET /api/models, /openapi.json). With several checkpoints of "
+                    "a kind the page offers a model picker.")
     p.add_argument("checkpoints", nargs="*", metavar="CHECKPOINT",
-                   help=".safetensors checkpoints written by `lenet5 train`, or names of shipped "
-                        "weights (the first is the default); none: every shipped model, the "
-                        "best reader first")
+                   help=".safetensors checkpoints written by `lenet5 train` or names of shipped "
+                        "weights: digit models, readers of whole numbers, or both (the first of "
+                        "each kind is its default); none: every shipped model, each kind's best first")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default: 127.0.0.1, this machine only; "
                         "0.0.0.0 for every interface)")
@@ -46,7 +47,7 @@ def shipped_models() -> list[str]:
     each task's default first."""
     from ..weights import DEFAULTS, list_weights
 
-    names = list_weights("classify")
+    names = list_weights()
     first = [n for n in DEFAULTS.values() if n in names]
     return first + [n for n in names if n not in first]
 
