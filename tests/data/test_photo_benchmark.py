@@ -1,5 +1,5 @@
 """The photo benchmark, small: MNIST test digits made into photos of each tuned kind
-(benchmarks/photogen.py, at most 800 px here) are read by predict's preprocessing as the
+(benchmarks/photogen.py, at most 640 px here) are read by predict's preprocessing as the
 originals are (the session's 2-epoch model), and look like them (no model)."""
 
 from dataclasses import replace
@@ -15,8 +15,8 @@ TUNED = [c for c in CONDITIONS if not c.held_out]
 
 
 def smaller(c):
-    """The condition with its photos shrunk to 800 px: CI's time."""
-    return replace(c, draw=lambda rng: shrink(c.draw(rng), 800))
+    """The condition with its photos shrunk to 640 px: CI's time."""
+    return replace(c, draw=lambda rng: shrink(c.draw(rng), 640))
 
 
 @pytest.fixture(scope="module")
@@ -24,16 +24,16 @@ def results(small_run, mnist):
     from lenet5.predict import Predictor
 
     predictor = Predictor.from_checkpoint(small_run)
-    images = mnist.test.images[:120].numpy()
+    images = mnist.test.images[:80].numpy()
     original = predictor.probabilities(images).argmax(1).numpy()
-    assert (original == mnist.test.labels[:120].numpy()).mean() > 0.9  # a model worth comparing with
+    assert (original == mnist.test.labels[:80].numpy()).mean() > 0.9  # a model worth comparing with
     return run_conditions(predictor, images, [smaller(c) for c in TUNED])
 
 
 def test_photos_are_read_as_the_originals(results):
     photos = sum(st.photos for st in results.values())
     agree = sum(st.agree for st in results.values())
-    assert photos == 120 and all(st.photos == 12 for st in results.values())
+    assert photos == 80 and all(st.photos == 8 for st in results.values())
     assert agree / photos >= 0.95, {n: st.agreement for n, st in results.items()}
 
 
