@@ -32,9 +32,12 @@ def add_parser(sub) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=JSON_HELP,
         description=textwrap.fill(
             "Predict the digit in each image (PNG, JPEG, BMP, GIF, WebP, TIFF, PGM/PPM/PBM; "
-            "any size, colour or grey, dark ink on light paper or the reverse). Each image is "
-            "prepared as MNIST was: grey, light paper inverted, cropped to the ink, longer side "
-            "scaled to 20 px, centred by mass in 28x28. A bad file gets its own error line; the "
+            "any size, colour or grey, dark ink on light paper or the reverse): a scan, a "
+            "drawing or a phone photo. Each image is prepared as MNIST was, after finding the "
+            "ink as a photo needs: grey, the paper's light estimated and divided out locally "
+            "(uneven light, shadows), the lines of ruled paper, specks and far marks left out; "
+            "the digit cropped, its longer side scaled to 20 px, centred by mass in 28x28 "
+            "(docs/predict.md). A bad file gets its own error line; the "
             "others are still predicted, and the exit status is 1 if any failed.", 88))
     p.add_argument("images", nargs="+", metavar="[CHECKPOINT] IMAGE_OR_DIR",
                    help=f"{CHECKPOINT_HELP}; without one, the best shipped reader of digits "
