@@ -1,0 +1,139 @@
+"""Robustness table: accuracy of digit models on MNIST's test set changed the way people's
+writing differs from MNIST (``lenet5.evaluation.robustness``), on photos of the digits
+(``benchmarks/predict_photos.py``'s generator), and on digits by other writers.
+
+    python benchmarks/robustness.py CHECKPOINT... --data-dir DIR [--limit N] [--markdown]
+
+Two views of every shifted digit: ``predict`` (drawn as dark ink on white paper and read
+through ``lenet5 predict``'s preprocessing, what a user gets) and ``raw`` (the shifted 28x28
+straight into the network). "Other writers" is scikit-learn's bundled ``load_digits``
+(UCI optdigits: 1,797 digits of 8x8 by 43 writers who are not MNIST's), read as
+``predict`` reads an image; it needs scikit-learn (``pip install scikit-learn``) and is
+left out without it. The transformed digits are made once and shared by all models.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `benchmarks` as a package
+
+from lenet5.checkpoint import load_checkpoint  # noqa: E402
+from lenet5.data import load_dataset  # noqa: E402
+from lenet5.data.images import mnistify  # noqa: E402
+from lenet5.evaluation.robustness import SHIFTS, VIEWS, accuracy, as_page, robustness  # noqa: E402
+
+FLOOR_POINTS = 2.0  # each shift (but the exempt ones) within this many points of clean
+
+
+def other_writers_digits(pad: int = 2) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """scikit-learn's 8x8 digits (grey levels 0-16) drawn as dark ink on white paper with
+    ``pad`` px of margin and read through ``mnistify``: uint8 (N, 28, 28) and labels; None
+    without scikit-learn."""
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        return None
+    d = load_digits()
+    ink = np.round(d.images * (255 / 16)).astype(np.uint8)
+    digits = np.stack([mnistify(as_page(np.pad(a, pad)), "optdigits") for a in ink])
+    return torch.from_numpy(digits), torch.from_numpy(d.target).long()
+
+
+def photo_digits(images: torch.Tensor, seed: int = 0) -> torch.Tensor | None:
+    """The digits as photos by ``benchmarks/predict_photos.py``'s generator, read through
+    ``lenet5 predict``'s preprocessing (``load_digit`` on the PNG); None without it."""
+    try:
+        from benchmarks.predict_photos import encode, make_photo
+    except ImportError:
+        return None
+    from lenet5.data.images import load_digit
+
+    rng = np.random.default_rng(seed)
+    return torch.from_numpy(np.stack([load_digit(encode(make_photo(d, rng), "PNG"), "photo")
+                                      for d in images.numpy()]))
+
+
+def evaluate_all(names: list[str], data, limit: int | None, views: list[str],
+                 photos: bool, writers: bool) -> dict[str, dict[str, float]]:
+    images, labels = data.test.images[:limit], data.test.labels[:limit]
+    cache: dict = {}
+    extra = {}
+    if photos and (p := photo_digits(images)) is not None:
+        extra["photos/predict"] = (p, labels)
+    if writers and (w := other_writers_digits()) is not None:
+        extra["other_writers/predict"] = w
+    table = {}
+    for name in names:
+        ckpt = load_checkpoint(name)
+        model, pre = ckpt.build_model(), ckpt.preprocess
+        row = {f"{s}/{v}": a for (s, v), a in
+               robustness(model, pre, images, labels, SHIFTS, views, cache).items()}
+        for key, (x, y) in extra.items():
+            row[key] = accuracy(model, pre, x, y)
+        table[name] = row
+    return table
+
+
+def format_table(table: dict[str, dict[str, float]], view: str, markdown: bool) -> str:
+    """Accuracy % per model (rows) and shift (columns) in one view; a shift more than
+    FLOOR_POINTS below clean is starred (exempt shifts in parentheses in the header)."""
+    keys = [k for k in next(iter(table.values())) if k.endswith("/" + view)
+            or (view == "predict" and not k.endswith("/raw"))]
+    keys = list(dict.fromkeys(keys))
+    exempt = {s.name for s in SHIFTS if s.exempt}
+
+    def head(k: str) -> str:
+        s = k.split("/")[0]
+        return f"({s})" if s in exempt else s
+
+    lines = []
+    cols = ["model"] + [head(k) for k in keys]
+    for name, row in table.items():
+        clean = row.get(f"clean/{view}", 1.0)
+        cells = [Path(name).stem]
+        for k in keys:
+            a = row[k]
+            star = "*" if (k.split("/")[0] not in exempt and k.split("/")[0] != "other_writers"
+                           and (clean - a) * 100 > FLOOR_POINTS) else ""
+            cells.append(f"{a * 100:.2f}{star}")
+        lines.append(cells)
+    if markdown:
+        out = ["| " + " | ".join(cols) + " |", "|" + " --- |" * len(cols)]
+        out += ["| " + " | ".join(c) + " |" for c in lines]
+        return "\n".join(out)
+    widths = [max(len(r[i]) for r in [cols, *lines]) for i in range(len(cols))]
+    return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in [cols, *lines])
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("checkpoints", nargs="+")
+    p.add_argument("--data-dir")
+    p.add_argument("--limit", type=int, help="the first N test digits only")
+    p.add_argument("--views", nargs="+", choices=VIEWS, default=list(VIEWS))
+    p.add_argument("--no-photos", action="store_true")
+    p.add_argument("--no-other-writers", action="store_true")
+    p.add_argument("--markdown", action="store_true")
+    p.add_argument("--json", help="also write the accuracies to this file")
+    args = p.parse_args(argv)
+    data = load_dataset(data_dir=args.data_dir)
+    table = evaluate_all(args.checkpoints, data, args.limit, args.views,
+                         not args.no_photos, not args.no_other_writers)
+    for view in args.views:
+        print(f"\n{view} view: accuracy % (* more than {FLOOR_POINTS:g} points below clean; "
+              "(exempt) shifts are reported, not held to that)")
+        print(format_table(table, view, args.markdown))
+    if args.json:
+        Path(args.json).write_text(json.dumps(table, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
