@@ -2,7 +2,7 @@
 writing differs from MNIST (``lenet5.evaluation.robustness``), on photos of the digits
 (``benchmarks/predict_photos.py``'s generator), and on digits by other writers.
 
-    python benchmarks/robustness.py CHECKPOINT... --data-dir DIR [--limit N] [--markdown]
+    python benchmarks/robustness.py [CHECKPOINT_OR_WEIGHTS...] --data-dir DIR [--limit N] [--markdown]
 
 Two views of every shifted digit: ``predict`` (drawn as dark ink on white paper and read
 through ``lenet5 predict``'s preprocessing, what a user gets) and ``raw`` (the shifted 28x28
@@ -60,6 +60,25 @@ def photo_digits(images: torch.Tensor, seed: int = 0) -> torch.Tensor | None:
                                       for d in images.numpy()]))
 
 
+def load_model(source: str):
+    """A checkpoint path, or (where the package ships weights) a shipped weights name such
+    as ``modern.mnist``."""
+    try:
+        from lenet5.weights import resolve_checkpoint
+    except ImportError:
+        return load_checkpoint(source)
+    return resolve_checkpoint(source)
+
+
+def shipped_digit_weights() -> list[str]:
+    """Every shipped digit reader's weights name (none where the package ships none)."""
+    try:
+        from lenet5.weights import list_weights
+    except ImportError:
+        return []
+    return list_weights("digits")
+
+
 def evaluate_all(names: list[str], data, limit: int | None, views: list[str],
                  photos: bool, writers: bool) -> dict[str, dict[str, float]]:
     images, labels = data.test.images[:limit], data.test.labels[:limit]
@@ -71,7 +90,7 @@ def evaluate_all(names: list[str], data, limit: int | None, views: list[str],
         extra["other_writers/predict"] = w
     table = {}
     for name in names:
-        ckpt = load_checkpoint(name)
+        ckpt = load_model(name)
         model, pre = ckpt.build_model(), ckpt.preprocess
         row = {f"{s}/{v}": a for (s, v), a in
                robustness(model, pre, images, labels, SHIFTS, views, cache).items()}
@@ -79,6 +98,31 @@ def evaluate_all(names: list[str], data, limit: int | None, views: list[str],
             row[key] = accuracy(model, pre, x, y)
         table[name] = row
     return table
+
+
+def save_examples(images: torch.Tensor, path: str, count: int = 10) -> None:
+    """A PNG: one row per shift (its name on the left), the first ``count`` test digits in
+    the raw view (left) and the predict view (right)."""
+    from PIL import Image, ImageDraw
+
+    from lenet5.evaluation.robustness import view
+
+    x = images[:count]
+    label_w, gap, scale = 70, 8, 2
+    rows = []
+    for shift in SHIFTS:
+        raw = torch.cat(list(view(x, shift, "raw")), 1)
+        pred = torch.cat(list(view(x, shift, "predict")), 1)
+        rows.append(torch.cat([raw, torch.full((28, gap), 128, dtype=torch.uint8), pred], 1))
+    grid = torch.cat(rows, 0).numpy()
+    img = Image.fromarray(grid).resize((grid.shape[1] * scale, grid.shape[0] * scale),
+                                       Image.Resampling.NEAREST)
+    page = Image.new("L", (img.width + label_w, img.height), 255)
+    page.paste(img, (label_w, 0))
+    draw = ImageDraw.Draw(page)
+    for i, shift in enumerate(SHIFTS):
+        draw.text((4, i * 28 * scale + 22), shift.name, fill=0)
+    page.save(path)
 
 
 def format_table(table: dict[str, dict[str, float]], view: str, markdown: bool) -> str:
@@ -97,7 +141,7 @@ def format_table(table: dict[str, dict[str, float]], view: str, markdown: bool) 
     cols = ["model"] + [head(k) for k in keys]
     for name, row in table.items():
         clean = row.get(f"clean/{view}", 1.0)
-        cells = [Path(name).stem]
+        cells = [Path(name).stem if name.endswith(".safetensors") else name]
         for k in keys:
             a = row[k]
             star = "*" if (k.split("/")[0] not in exempt and k.split("/")[0] != "other_writers"
@@ -109,12 +153,14 @@ def format_table(table: dict[str, dict[str, float]], view: str, markdown: bool) 
         out += ["| " + " | ".join(c) + " |" for c in lines]
         return "\n".join(out)
     widths = [max(len(r[i]) for r in [cols, *lines]) for i in range(len(cols))]
-    return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in [cols, *lines])
+    return "\n".join("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                               for i, (c, w) in enumerate(zip(r, widths))) for r in [cols, *lines])
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("checkpoints", nargs="+")
+    p.add_argument("checkpoints", nargs="*",
+                   help="checkpoint paths or shipped weights names (default: every shipped digit reader)")
     p.add_argument("--data-dir")
     p.add_argument("--limit", type=int, help="the first N test digits only")
     p.add_argument("--views", nargs="+", choices=VIEWS, default=list(VIEWS))
@@ -122,9 +168,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-other-writers", action="store_true")
     p.add_argument("--markdown", action="store_true")
     p.add_argument("--json", help="also write the accuracies to this file")
+    p.add_argument("--save-examples", metavar="PNG",
+                   help="draw the first test digits under every shift, raw and through predict")
     args = p.parse_args(argv)
+    names = args.checkpoints or shipped_digit_weights()
+    if not names:
+        p.error("name the checkpoints to measure (this package ships no weights)")
     data = load_dataset(data_dir=args.data_dir)
-    table = evaluate_all(args.checkpoints, data, args.limit, args.views,
+    if args.save_examples:
+        save_examples(data.test.images, args.save_examples)
+    table = evaluate_all(names, data, args.limit, args.views,
                          not args.no_photos, not args.no_other_writers)
     for view in args.views:
         print(f"\n{view} view: accuracy % (* more than {FLOOR_POINTS:g} points below clean; "

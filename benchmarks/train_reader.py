@@ -66,7 +66,7 @@ def train_one(args, data, seed: int, aug: Augment | None) -> tuple[torch.nn.Modu
     report_fn = build_loss("cross_entropy")
     shuffle = torch.Generator().manual_seed(seed)
     augmentations = torch.Generator().manual_seed(seed + 2)
-    seconds = []
+    seconds, curve = [], []
     for _epoch in range(args.epochs):
         started = time.perf_counter()
         model.train()
@@ -88,12 +88,16 @@ def train_one(args, data, seed: int, aug: Augment | None) -> tuple[torch.nn.Modu
             if schedule is not None:
                 schedule.step()
         seconds.append(time.perf_counter() - started)
+        if args.every_epoch and val_split is not None:
+            curve.append(round(evaluate(evaluated, val_split, pre, report_fn).acc, 5))
     watched = val_split if val_split is not None else data.test
     metrics = evaluate(evaluated, watched, pre, report_fn)
     record = {"seed": seed, "epochs": args.epochs,
               ("val" if val_split is not None else "test"): round(metrics.acc, 5),
               "seconds_per_epoch": round(sum(seconds) / len(seconds), 2),
               "params": sum(p.numel() for p in model.parameters())}
+    if curve:
+        record["val_curve"] = curve
     return evaluated, record, watched
 
 
@@ -148,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--precision", default="auto")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--val-split", type=float, default=0.1)
+    p.add_argument("--every-epoch", action="store_true", help="validation accuracy after every epoch")
     p.add_argument("--robustness", action="store_true", help="accuracy on the shifted held-out digits")
     p.add_argument("--other-writers", action="store_true", help="accuracy on sklearn's 8x8 digits")
     p.add_argument("--views-cache", help="directory keeping the shifted held-out digits between runs")

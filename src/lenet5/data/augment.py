@@ -195,12 +195,12 @@ class Augment:
     ``reader`` model, chosen on a validation split (docs/reader.md).
     """
 
-    rotate: float = 15.0  # degrees, +-
-    scale: float = 0.15  # relative size change, +-
-    squeeze: float = 0.15  # width * (1 + q), height / (1 + q), q in +-
-    shear: float = 0.3  # slant: x' = x + shear * y, +-
-    translate: float = 2.0  # pixels, +-, each axis
-    elastic: float = 1.0  # pixels: standard deviation of the smooth displacement ...
+    rotate: float = 10.0  # degrees, +-
+    scale: float = 0.10  # relative size change, +-
+    squeeze: float = 0.10  # width * (1 + q), height / (1 + q), q in +-
+    shear: float = 0.20  # slant: x' = x + shear * y, +-
+    translate: float = 1.5  # pixels, +-, each axis
+    elastic: float = 0.7  # pixels: standard deviation of the smooth displacement ...
     elastic_grid: int = 5  # ... given on this many control points per side
     thicker: float = 1.0  # up to this many 3x3 dilations ...
     thinner: float = 0.5  # ... or erosions (each image one or the other)
@@ -208,7 +208,7 @@ class Augment:
     low_res: float = 0.0  # share of images resampled through a coarser grid ...
     low_res_min: int = 8  # ... on which the digit is this many pixels (up to 19)
     contrast: float = 0.0  # ink times 1 - U(0, contrast)
-    clean: float = 0.0  # share of images left as they are
+    clean: float = 0.25  # share of images left as they are
 
 
 def _uniform(n: int, generator: torch.Generator, low: float, high: float) -> torch.Tensor:
