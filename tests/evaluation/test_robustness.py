@@ -130,3 +130,20 @@ def test_other_writers_digits_come_out_as_mnist_digits():
     assert images.shape == (1797, 28, 28) and images.dtype == torch.uint8
     assert sorted(labels.unique().tolist()) == list(range(10))
     assert np.abs(ink_box(images[:50]).max(1) - 20).max() <= 1  # a 20 px box, as MNIST's
+
+
+def test_the_benchmark_prints_both_views_for_a_checkpoint(small_run, mnist_dir, tmp_path, capsys):
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.robustness import main
+
+    out = tmp_path / "table.json"
+    assert main([str(small_run), "--data-dir", str(mnist_dir), "--limit", "40",
+                 "--no-other-writers", "--markdown", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "predict view" in text and "raw view" in text and "(rotate15)" in text
+    assert "| classic |" in text
+    import json
+
+    row = json.loads(out.read_text())[str(small_run)]
+    assert {"clean/predict", "clean/raw", "lowres8/raw", "photos/predict"} <= set(row)
+    assert all(0 <= v <= 1 for v in row.values())

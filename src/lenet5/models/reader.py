@@ -36,6 +36,7 @@ class ReaderConfig:
     """The shape of the network: maps per layer and the normalization."""
 
     c1: int = 16  # maps of C1 (LeNet-5: 6)
+    c2: int = 0  # maps of a 3x3 convolution on S2's maps, before C3 (0: none; LeNet-5: none)
     c3: int = 32  # maps of C3 (LeNet-5: 16)
     c5: int = 56  # units of C5 (LeNet-5: 120, then F6 with 84)
     f6: int = 0  # units of an F6 layer after C5 (0: none)
@@ -43,13 +44,15 @@ class ReaderConfig:
     dropout: float = 0.0  # before the output layer
 
 
-def _block(cin: int, cout: int, norm: bool, n: int, pool: bool) -> list[tuple[str, nn.Module]]:
+def _block(cin: int, cout: int, norm: bool, n: int, pool: bool, kernel: int = 5,
+           padding: int = 0) -> list[tuple[str, nn.Module]]:
     """C<n> (5x5), then S<n+1> (2x2 max pooling) if ``pool``, then batch norm and ReLU.
 
     Pooling before the normalization: the statistics are taken over the pooled maps, and
     batch norm and ReLU run on a quarter of the values (a training step ~25% faster than
     conv-BN-ReLU-pool, docs/reader.md)."""
-    layers: list[tuple[str, nn.Module]] = [(f"c{n}", nn.Conv2d(cin, cout, 5, bias=not norm))]
+    layers: list[tuple[str, nn.Module]] = [
+        (f"c{n}", nn.Conv2d(cin, cout, kernel, padding=padding, bias=not norm))]
     if pool:
         layers.append((f"s{n + 1}", nn.MaxPool2d(2)))
     if norm:
@@ -67,9 +70,11 @@ class Reader(nn.Module):
         super().__init__()
         c = config
         self.config = config
+        mid = c.c2 or c.c1
         self.features = nn.Sequential(OrderedDict([
             *_block(in_channels, c.c1, c.norm, 1, pool=True),  # c1 x 28 x 28 -> 14 x 14
-            *_block(c.c1, c.c3, c.norm, 3, pool=True),  # c3 x 10 x 10 -> 5 x 5
+            *(_block(c.c1, c.c2, c.norm, 2, pool=False, kernel=3, padding=1) if c.c2 else []),
+            *_block(mid, c.c3, c.norm, 3, pool=True),  # c3 x 10 x 10 -> 5 x 5
             *_block(c.c3, c.c5, c.norm, 5, pool=False),  # c5 x 1 x 1
         ]))
         classifier: list[tuple[str, nn.Module]] = [("flatten", nn.Flatten())]
