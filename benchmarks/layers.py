@@ -14,9 +14,9 @@ machine for a while slows both alike; the ratio is what to read (benchmarks/READ
 - C3's input gradient (NHWC, bf16): oneDNN's NHWC backward-data kernel against the one
   ``fastpath.conv2d`` takes;
 - the moving average of the weights: ``AveragedModel.update_parameters`` against
-  ``training.optim.weight_average``'s;
+  ``training.ema.WeightAverage``'s;
 - a whole training step of ``modern`` (bf16 autocast, channels_last, fused Adam): the
-  model with stock layers (``bench.reference.stock_layers``) against the project's.
+  plain model (``create_model``) against the same after ``fastpath.accelerate``.
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from lenet5.bench.reference import stock_layers
-from lenet5.fastpath import Conv2d, MaxPool2d, Sequential, autocast, conv2d, to_channels_last
+from lenet5.fastpath import Conv2d, MaxPool2d, Sequential, accelerate, autocast, conv2d, to_channels_last
 from lenet5.models import create_model
-from lenet5.training.optim import build_optimizer, weight_average
+from lenet5.training.ema import WeightAverage
+from lenet5.training.optim import build_optimizer
 
 CL = torch.channels_last
 
@@ -96,12 +96,12 @@ def c3_input_gradient(batch: int, rounds: int, reps: int) -> None:
 
 
 def weight_averages(rounds: int, reps: int) -> None:
-    model = to_channels_last(create_model("modern"))
+    model = accelerate(create_model("modern"))
     stock = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.98), use_buffers=True)
-    ours = weight_average(model, 0.98)
+    ours = WeightAverage(model, 0.98)
     report("moving average of the weights, one update", interleaved(
         {"stock": lambda: stock.update_parameters(model),
-         "fast": lambda: ours.update_parameters(model)}, rounds, reps * 10))
+         "fast": lambda: ours.update()}, rounds, reps * 10))
 
 
 def training_steps(batch: int, rounds: int, reps: int) -> None:
@@ -109,7 +109,6 @@ def training_steps(batch: int, rounds: int, reps: int) -> None:
     labels = torch.randint(0, 10, (batch,))
 
     def stepper(model: nn.Module):
-        model = to_channels_last(model)
         optimizer = build_optimizer("adam", model.parameters(), lr=1e-3)
 
         def step():
@@ -122,9 +121,9 @@ def training_steps(batch: int, rounds: int, reps: int) -> None:
         return step
 
     torch.manual_seed(0)
-    stock = stepper(stock_layers(create_model("modern")))
+    stock = stepper(to_channels_last(create_model("modern")))
     torch.manual_seed(0)
-    fast = stepper(create_model("modern"))
+    fast = stepper(accelerate(create_model("modern")))
     report(f"modern, one training step (batch {batch})",
            interleaved({"stock": stock, "fast": fast}, rounds, reps))
 

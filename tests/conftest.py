@@ -1,9 +1,22 @@
-"""Shared fixtures. The full MNIST is found at ../shared/data/mnist beside the project;
-tests that need it skip, not fail, where it is absent."""
+"""Shared fixtures.
+
+The tests find the datasets they train on the way ``lenet5`` finds them: MNIST in
+``LENET5_DATA_DIR`` (its files, or a ``mnist/`` folder of them), else the cache
+(``LENET5_CACHE_DIR``, else ``~/.cache/lenet5``), else the system's dataset directories
+(Debian's ``dataset-*`` packages); Fashion-MNIST likewise (in ``LENET5_DATA_DIR`` only as a
+``fashion-mnist/`` folder). They download into the cache only if ``LENET5_TEST_DOWNLOAD=1``.
+A test whose data is nowhere skips, saying how to provide it (``-ra`` lists the reasons at
+the end). docs/development.md has the details.
+
+Each test then runs isolated from all that: its own empty cache, no ``LENET5_DATA_DIR``,
+no system dataset directories; the data found comes in as the fixtures below.
+"""
 
 from __future__ import annotations
 
 import gzip
+import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -12,11 +25,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lenet5.data.store import CACHE_DIR_ENV, DATA_DIR_ENV, SYSTEM_DIRS_ENV
+
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_MNIST = ROOT.parent / "shared" / "data" / "mnist"
-
-
-SYSTEM_FASHION = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
+DOWNLOAD_ENV = "LENET5_TEST_DOWNLOAD"
+# The environment as the user set it, before any test isolates itself from it.
+USER_ENV = {k: os.environ.get(k) for k in (DATA_DIR_ENV, CACHE_DIR_ENV, SYSTEM_DIRS_ENV,
+                                           "XDG_CACHE_HOME", DOWNLOAD_ENV)}
+HOW_TO_GET = {  # the test data: its name, and how to provide it
+    "mnist": ("MNIST", f"set {DATA_DIR_ENV} to a directory holding its four IDX files "
+                       "(.gz or raw), or run `lenet5 prepare` once"),
+    "fashion-mnist": ("Fashion-MNIST", "install Debian's dataset-fashion-mnist, or run "
+                                       "`lenet5 prepare --dataset fashion-mnist` once"),
+}
 
 
 @pytest.fixture(autouse=True)
@@ -24,25 +45,62 @@ def isolated_cache(tmp_path_factory, monkeypatch):
     """Every test gets its own empty cache, no LENET5_DATA_DIR from the environment and no
     system dataset directories (a test that wants them sets LENET5_SYSTEM_DATA_DIRS)."""
     cache = tmp_path_factory.mktemp("cache")
-    monkeypatch.setenv("LENET5_CACHE_DIR", str(cache))
-    monkeypatch.setenv("LENET5_SYSTEM_DATA_DIRS", "")
-    monkeypatch.delenv("LENET5_DATA_DIR", raising=False)
+    monkeypatch.setenv(CACHE_DIR_ENV, str(cache))
+    monkeypatch.setenv(SYSTEM_DIRS_ENV, "")
+    monkeypatch.delenv(DATA_DIR_ENV, raising=False)
     return cache
 
 
-@pytest.fixture(scope="session")
-def fashion_dir() -> Path:
-    """Fashion-MNIST as Debian installs it (CI: apt-get install dataset-fashion-mnist)."""
-    if not (SHARED_FASHION := SYSTEM_FASHION / "t10k-labels-idx1-ubyte.gz").is_file():
-        pytest.skip(f"Fashion-MNIST is not installed ({SHARED_FASHION.parent})")
-    return SYSTEM_FASHION
+def find_test_data(name: str, out: Path) -> Path:
+    """``out/<name>/`` holding the dataset's files under their canonical ``.gz`` names
+    (links to them where they are, gzipped copies of raw ones), found as ``lenet5`` finds
+    them in the user's environment; skips the test, saying what to do, if they are nowhere."""
+    from lenet5.data import get_dataset_spec, prepare
+    from lenet5.data.store import find_dataset
+    from lenet5.errors import Lenet5Error
+
+    spec = get_dataset_spec(name)
+    download = USER_ENV[DOWNLOAD_ENV] == "1"
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in USER_ENV.items():
+            if value is None:
+                mp.delenv(key, raising=False)
+            else:
+                mp.setenv(key, value)
+        user = USER_ENV[DATA_DIR_ENV]
+        mine = bool(user) and (name == "mnist" or (Path(user) / name).is_dir())
+        try:
+            found = find_dataset(spec, user_dir=mine)
+            if found is None and download:
+                prepare(name)
+                found = find_dataset(spec, user_dir=False)
+        except Lenet5Error as e:  # the user's directory lacks files, or the download failed
+            pytest.fail(f"{HOW_TO_GET[name][0]}: {e}", pytrace=False)
+    if found is None:
+        pytest.skip(f"{HOW_TO_GET[name][0]} not found: {HOW_TO_GET[name][1]}; or set "
+                    f"{DOWNLOAD_ENV}=1 to let the tests download it")
+    target = out / name
+    target.mkdir(parents=True, exist_ok=True)
+    for canonical, path in found.files.items():
+        dest = target / f"{canonical}.gz"
+        if path.suffix == ".gz":
+            dest.symlink_to(path.resolve())
+        else:
+            with path.open("rb") as src, gzip.open(dest, "wb", compresslevel=1) as dst:
+                shutil.copyfileobj(src, dst)
+    return target
 
 
 @pytest.fixture(scope="session")
-def mnist_dir() -> Path:
-    if not (SHARED_MNIST / "t10k-labels-idx1-ubyte.gz").is_file():
-        pytest.skip("the full MNIST is not at ../shared/data/mnist")
-    return SHARED_MNIST
+def mnist_dir(tmp_path_factory) -> Path:
+    """A directory of MNIST's four files, named as downloaded (``*.gz``), and nothing else."""
+    return find_test_data("mnist", tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture(scope="session")
+def fashion_dir(tmp_path_factory) -> Path:
+    """A ``fashion-mnist/`` directory of Fashion-MNIST's four files, named as downloaded."""
+    return find_test_data("fashion-mnist", tmp_path_factory.mktemp("data"))
 
 
 @pytest.fixture(scope="session")
@@ -67,8 +125,6 @@ def write_idx(path: Path, array: np.ndarray, compress: bool = True) -> Path:
 def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None,
             timeout: float = 300) -> subprocess.CompletedProcess:
     """Run ``python -m lenet5 ARGS`` in a subprocess, as a user would."""
-    import os
-
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", "lenet5", *args], capture_output=True,
                           text=True, env=full_env, cwd=cwd, timeout=timeout)
@@ -86,3 +142,13 @@ def small_run(mnist, tmp_path_factory) -> Path:
                                 progress=False)
     train(cfg, mnist.head(12000), log=lambda _line: None)
     return out
+
+
+@pytest.fixture(params=["private", "public"])
+def torch_api(request, monkeypatch) -> str:
+    """Run a test twice: with the private PyTorch APIs the fast path uses, and with only
+    their public fallbacks (LENET5_PUBLIC_TORCH=1, lenet5.fastpath.compat)."""
+    from lenet5.fastpath import PUBLIC_TORCH_ENV
+
+    monkeypatch.setenv(PUBLIC_TORCH_ENV, "1" if request.param == "public" else "0")
+    return request.param

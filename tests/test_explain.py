@@ -235,3 +235,12 @@ def test_cli_explain():
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("): the shape of every layer") == len(lenet5.list_models())
     assert "55.25, not whole: floor 55 -> 64 x 55 x 55" in r.stdout
+
+
+@pytest.mark.parametrize("name", ["classic", "modern", "modern-c5conv", "lenet5-1998"])
+def test_every_lenet_is_walked_and_summarized_in_the_canonical_order(name):
+    """C1, its activation, then S2: the same order in summary --explain and summary as in
+    plot and serve, whatever the pooling (the fast path's reordering is not shown)."""
+    first = ["features.c1", "features.act1", "features.s2"]
+    assert [s.name for s in explain(name).steps][:3] == first
+    assert [r.name for r in summarize(name).rows][:3] == first

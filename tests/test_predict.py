@@ -1,4 +1,5 @@
-"""``lenet5 predict`` and the Predictor: answers, bad files, output shapes, and the floor."""
+"""``lenet5 predict`` and the Predictor: answers, bad files, output shapes, the JSON shared
+with ``lenet5 serve``, and the floor."""
 
 import json
 import re
@@ -9,11 +10,12 @@ import torch
 from PIL import Image
 
 from benchmarks.predict_photos import FLOOR, encode, make_photo, photo_experiment
-from lenet5.checkpoint import load_checkpoint
+from lenet5.checkpoint import load_checkpoint, save_checkpoint
 from lenet5.cli import main
 from lenet5.data.images import load_digit
+from lenet5.data.registry import FASHION_MNIST
 from lenet5.evaluation import predict_logits
-from lenet5.predict import Predictor, class_names
+from lenet5.predict import Predictor
 from tests.conftest import run_cli
 
 
@@ -55,20 +57,25 @@ def test_probabilities_are_the_models_softmax(predictor, mnist, small_run):
     assert torch.allclose(probs, torch.softmax(logits, 1), atol=1e-6)
     preds = predictor.predict(split.images[:5], top=4)
     for p, row in zip(preds, probs[:5]):
-        assert p.label == int(row.argmax()) and p.digit == str(p.label)
+        assert p.label == int(row.argmax()) and p.digit == p.label and p.class_name == str(p.label)
         assert p.probability == pytest.approx(float(row.max()))
-        assert [name for name, _ in p.top][0] == p.digit and len(p.top) == 4
-        assert [v for _, v in p.top] == sorted((v for _, v in p.top), reverse=True)
+        assert p.probabilities == pytest.approx(row.tolist())
+        assert p.top[0].label == p.label and len(p.top) == 4
+        assert [c.probability for c in p.top] == sorted(p.probabilities, reverse=True)[:4]
 
 
 def test_class_names_come_from_the_checkpoint(small_run):
     ckpt = load_checkpoint(small_run)
-    assert class_names(ckpt, 10) == tuple("0123456789")
+    assert ckpt.classes == ckpt.class_names(10) == tuple("0123456789")
     ckpt.dataset["classes"] = ["zero", "one", "two", "three", "four", "five", "six", "seven",
                                "eight", "nine"]
-    assert class_names(ckpt, 10)[3] == "three"
+    assert ckpt.class_names(10)[3] == "three" and ckpt.classes[3] == "three"
+    ckpt.dataset = {"name": "fashion-mnist"}  # older checkpoints: the dataset's names
+    assert ckpt.classes[9] == "Ankle boot"
     ckpt.dataset = {}
-    assert class_names(ckpt, 4) == ("0", "1", "2", "3")
+    assert ckpt.class_names(4) == ("0", "1", "2", "3")
+    ckpt.dataset = {"classes": ["a", "b"]}  # names that do not fit the model are not used
+    assert ckpt.classes == tuple("0123456789")
 
 
 def test_predict_reads_photos_of_digits(small_run, photos):
@@ -91,7 +98,7 @@ def test_bad_files_get_their_own_line_and_the_rest_is_predicted(small_run, photo
         "text.jpg": b"just some text, not a picture",
         "truncated.png": encode(Image.new("L", (64, 64), 255), "PNG")[:60],
         "bomb.png": _png_claiming(40000, 40000),
-        "huge.png": _png_claiming(5000, 20),
+        "huge.png": _png_claiming(9000, 20),
         "blank.png": encode(Image.new("L", (64, 64), 255), "PNG"),
     }
     for name, data in bad.items():
@@ -104,7 +111,7 @@ def test_bad_files_get_their_own_line_and_the_rest_is_predicted(small_run, photo
     assert [LINE.match(x).group(1) for x in r.stdout.strip().splitlines()] == good[:2]
     errors = r.stderr.strip().splitlines()
     expected = {"blank.png": "no ink found", "bomb.png": "decompression bomb",
-                "empty.png": "file is empty", "huge.png": "5000x20, larger than 4096x4096",
+                "empty.png": "file is empty", "huge.png": "9000x20, larger than 8192x8192",
                 "text.jpg": "not an image", "truncated.png": "cannot decode image",
                 "missing.png": "no such file or directory"}
     assert len(errors) == len(expected) + 1
@@ -122,11 +129,60 @@ def test_json_output(small_run, photos, tmp_path, capsys):
     out = json.loads(stdout)
     assert [o["file"] for o in out] == files
     for o, label in zip(out[:-1], photos.values()):
-        assert set(o) == {"file", "digit", "label", "probability", "top"}
-        assert o["label"] == label and o["digit"] == str(label)
-        assert len(o["top"]) == 5 and o["top"][0] == {"digit": o["digit"], "probability": o["probability"]}
+        assert set(o) == {"file", "label", "class", "digit", "probability", "top"}
+        assert o["label"] == label and o["digit"] == label and o["class"] == str(label)
+        assert len(o["top"]) == 5
+        assert o["top"][0] == {k: o[k] for k in ("label", "class", "digit", "probability")}
         assert sum(t["probability"] for t in o["top"]) <= 1.0 + 1e-6
     assert out[-1] == {"file": files[-1], "error": f"{files[-1]}: file is empty"}
+
+
+@pytest.fixture(scope="module")
+def fashion_checkpoint(small_run, tmp_path_factory):
+    """small_run's weights recorded as trained on Fashion-MNIST: classes that are names."""
+    ckpt = load_checkpoint(small_run)
+    ckpt.dataset = {"name": FASHION_MNIST.name, "classes": list(FASHION_MNIST.classes)}
+    return save_checkpoint(tmp_path_factory.mktemp("fashion") / "fashion.safetensors", ckpt)
+
+
+def test_json_names_classes_that_are_not_digits(fashion_checkpoint, photos, capsys):
+    path = str(next(iter(photos)))
+    code, stdout, _ = run_inprocess(capsys, "predict", str(fashion_checkpoint), path, "--json")
+    assert code == 0
+    (o,) = json.loads(stdout)
+    assert o["class"] == FASHION_MNIST.classes[o["label"]] and o["digit"] is None
+    assert [t["class"] for t in o["top"]] == [FASHION_MNIST.classes[t["label"]] for t in o["top"]]
+    code, stdout, _ = run_inprocess(capsys, "predict", str(fashion_checkpoint), path)
+    assert f"  class: {o['class']}  probability: " in stdout
+
+
+@pytest.mark.parametrize("which", ["digits", "fashion"])
+def test_predict_json_and_the_http_api_name_the_class_alike(which, small_run, fashion_checkpoint,
+                                                            photos, capsys):
+    """The same image, the same checkpoint: `predict --json` and POST /api/predict give the
+    same label, class and digit, of the same JSON types."""
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from lenet5.serve import create_app
+
+    ckpt = small_run if which == "digits" else fashion_checkpoint
+    path = next(iter(photos))
+    code, stdout, _ = run_inprocess(capsys, "predict", str(ckpt), str(path), "--json")
+    assert code == 0
+    (cli,) = json.loads(stdout)
+    with TestClient(create_app([ckpt])) as client:
+        r = client.post("/api/predict", files={"file": (path.name, path.read_bytes())})
+        info = client.get("/api/models").json()["models"][0]
+    assert r.status_code == 200, r.text
+    api = r.json()
+    for key in ("label", "class", "digit"):
+        assert api[key] == cli[key] and type(api[key]) is type(cli[key]), key
+    assert type(api["label"]) is int and type(api["class"]) is str
+    assert (type(api["digit"]) is int) == (which == "digits")
+    assert api["probability"] == pytest.approx(cli["probability"], abs=1e-6)
+    assert api["probabilities"][api["label"]] == api["probability"]
+    assert info["class_names"][api["label"]] == api["class"]
 
 
 def test_top_k_is_bounded(small_run, photos, capsys):

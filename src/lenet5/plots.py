@@ -302,7 +302,6 @@ def plot_run(ckpt, test, out_dir: str | os.PathLike, log_path: str | os.PathLike
     (a :class:`~lenet5.data.Split`): the curves need ``log_path``; returns name -> file."""
     from .data import to_input
     from .evaluation import confusion_matrix, predict_logits
-    from .predict import class_names
 
     if not 0 <= index < len(test):
         raise Lenet5Error(f"--index must be in 0..{len(test) - 1}, not {index}")
@@ -316,7 +315,7 @@ def plot_run(ckpt, test, out_dir: str | os.PathLike, log_path: str | os.PathLike
                                         f"{name}: training curves")
     probs = torch.softmax(predict_logits(model, test, ckpt.preprocess, device=device), 1)
     preds = probs.argmax(1)
-    classes = class_names(ckpt, probs.shape[1])
+    classes = ckpt.class_names(probs.shape[1])
     written["predictions"] = plot_prediction_grid(test.images, test.labels, preds, classes,
                                                   out / FILES["predictions"])
     cm = confusion_matrix(test.labels, preds, len(classes))

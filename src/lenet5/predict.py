@@ -2,14 +2,20 @@
 
     >>> from lenet5.predict import Predictor
     >>> p = Predictor.from_checkpoint("runs/classic.safetensors")
-    >>> p.predict_files(["three.jpg"], top=3)[0].digit
-    '3'
+    >>> best = p.predict_files(["three.jpg"], top=3)[0]
+    >>> best.label, best.class_name, best.digit
+    (3, '3', 3)
 
 Files go through :func:`lenet5.data.images.load_digit` (MNIST's own preprocessing: grey,
 invert light paper, crop to the ink, 20 px box, centre of mass in 28x28), then through the
-checkpoint's :class:`~lenet5.models.Preprocess` exactly as in training and evaluation. The
+checkpoint's :class:`~lenet5.data.Preprocess` exactly as in training and evaluation. The
 probability of a class is the softmax of the model's scores: for every model in the
 registry a larger score means more likely.
+
+A :class:`Prediction` is the one answer type of ``lenet5 predict`` and ``lenet5 serve``;
+as JSON it names the class three ways, the same in both: ``label`` (int, the class's index,
+into ``probabilities``), ``class`` (str, its name: "3", or "Ankle boot" for Fashion-MNIST)
+and ``digit`` (int, the digit that name is, or null when the classes are not digits).
 """
 
 from __future__ import annotations
@@ -23,29 +29,64 @@ import numpy as np
 import torch
 
 from .checkpoint import Checkpoint, load_checkpoint
-from .data import get_dataset_spec, to_input
+from .data import to_input
+from .data.folder import IMAGE_SUFFIXES, image_files
 from .data.images import load_digit
+from .data.registry import DIGITS
 from .errors import Lenet5Error
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 BATCH_SIZE = 256
+
+
+@dataclass(frozen=True)
+class ClassProbability:
+    """One class and how likely it is: its index (``label``), its name, its probability."""
+
+    label: int
+    class_name: str
+    probability: float
+
+    @property
+    def digit(self) -> int | None:
+        """The digit the class is (its name is "0".."9"), else None."""
+        return int(self.class_name) if self.class_name in DIGITS else None
+
+    def to_dict(self) -> dict:
+        return {"label": self.label, "class": self.class_name, "digit": self.digit,
+                "probability": self.probability}
 
 
 @dataclass
 class Prediction:
-    """The answer for one image: the best class, its probability and the top K."""
+    """The answer for one image: the K most likely classes, best first, and every class's
+    probability; ``label``, ``class_name``, ``digit`` and ``probability`` are the best's."""
 
-    file: str
-    label: int  # index of the class
-    digit: str  # its name ("0".."9" for MNIST)
-    probability: float
-    top: list[tuple[str, float]]  # (name, probability), most likely first
+    top: list[ClassProbability]  # at least one
+    probabilities: list[float]  # softmax of the scores, in label order
+    file: str | None = None  # the image it answers for, when read from a file
     preprocessed: str | None = None  # where the 28x28 input was saved, if asked
+    activations: dict[str, np.ndarray] = field(default_factory=dict)  # "C1" -> (maps, H, W)
+
+    @property
+    def label(self) -> int:
+        return self.top[0].label
+
+    @property
+    def class_name(self) -> str:
+        return self.top[0].class_name
+
+    @property
+    def digit(self) -> int | None:
+        return self.top[0].digit
+
+    @property
+    def probability(self) -> float:
+        return self.top[0].probability
 
     def to_dict(self) -> dict:
-        d = {"file": self.file, "digit": self.digit, "label": self.label,
-             "probability": self.probability,
-             "top": [{"digit": name, "probability": p} for name, p in self.top]}
+        """``lenet5 predict --json``'s object: file, label, class, digit, probability, top."""
+        d = {"file": self.file, **self.top[0].to_dict(),
+             "top": [c.to_dict() for c in self.top]}
         if self.preprocessed is not None:
             d["preprocessed"] = self.preprocessed
         return d
@@ -62,33 +103,18 @@ class Failure:
         return {"file": self.file, "error": self.error}
 
 
-def class_names(ckpt: Checkpoint, num_classes: int) -> tuple[str, ...]:
-    """The checkpoint's class names: stored ones, else its dataset's, else 0..N-1."""
-    stored = ckpt.dataset.get("classes")
-    if isinstance(stored, (list, tuple)) and len(stored) == num_classes:
-        return tuple(str(c) for c in stored)
-    try:
-        known = get_dataset_spec(ckpt.dataset.get("name", "")).classes
-    except Lenet5Error:
-        known = ()
-    if len(known) == num_classes:
-        return tuple(known)
-    return tuple(str(i) for i in range(num_classes))
-
-
 def find_images(paths: Iterable[str | os.PathLike]) -> Iterator[tuple[str, Path | None, str | None]]:
     """Expand files and directories into ``(name, path, error)`` in order.
 
     A file named on the command line is always tried (a wrong one gets a clear error
     later); a directory is walked, sorted, for files with an image suffix
-    (PNG, JPEG, BMP, GIF, WebP). A missing path, or a directory without images, yields an
-    error instead of a path.
+    (``IMAGE_SUFFIXES``, as ``imagefolder`` does). A missing path, or a directory without
+    images, yields an error instead of a path.
     """
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*")
-                           if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            found = image_files(path)
             if not found:
                 yield str(raw), None, f"{raw}: no image files ({', '.join(IMAGE_SUFFIXES)}) in directory"
             for p in found:
@@ -111,7 +137,7 @@ class Predictor:
         self.in_channels = int(ckpt.model_args.get("in_channels", 1))
         self.batch_size = batch_size
         num_classes = int(ckpt.model_args.get("num_classes", 0)) or self._probe_num_classes()
-        self.classes = class_names(ckpt, num_classes)
+        self.classes = ckpt.class_names(num_classes)
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, device: torch.device | str = "cpu",
@@ -138,16 +164,21 @@ class Predictor:
 
     def predict(self, digits: np.ndarray | torch.Tensor, top: int = 3,
                 names: list[str] | None = None) -> list[Prediction]:
-        """One :class:`Prediction` per digit; ``names`` label them (default: their index)."""
-        probs = self.probabilities(digits)
+        """One :class:`Prediction` per digit; ``names`` are the files they came from."""
+        return self.predictions(self.probabilities(digits), top, names)
+
+    def predictions(self, probs: torch.Tensor, top: int = 3,
+                    names: list[str] | None = None) -> list[Prediction]:
+        """:class:`Prediction` objects for rows of :meth:`probabilities`, with the ``top``
+        most likely classes each (at least one, at most all)."""
         k = max(1, min(top, probs.shape[1]))
         values, indices = probs.topk(k, dim=1)
-        names = names or [str(i) for i in range(len(probs))]
+        names = names or [None] * len(probs)
         return [
-            Prediction(file=name, label=int(idx[0]), digit=self.classes[int(idx[0])],
-                       probability=float(val[0]),
-                       top=[(self.classes[int(j)], float(v)) for v, j in zip(val, idx)])
-            for name, val, idx in zip(names, values, indices)
+            Prediction(top=[ClassProbability(int(j), self.classes[int(j)], float(v))
+                            for v, j in zip(val.tolist(), idx.tolist())],
+                       probabilities=row.tolist(), file=name)
+            for name, row, val, idx in zip(names, probs, values, indices)
         ]
 
     def predict_files(self, paths: Iterable[str | os.PathLike], top: int = 3,

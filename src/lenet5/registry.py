@@ -45,7 +45,7 @@ class Registry(Generic[T]):
             return self._entries[name]
         except (KeyError, TypeError):  # TypeError: an unhashable name from bad metadata
             raise Lenet5Error(f"unknown {self.kind} {name!r}; known {self.plural}: "
-                              f"{', '.join(self.names())}"
+                              f"{', '.join(self.names()) or 'none'}"
                               ) from None
 
     def names(self) -> list[str]:

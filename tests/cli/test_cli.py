@@ -4,6 +4,7 @@ import os
 import stat
 
 import pytest
+import torch
 
 from lenet5.checkpoint import load_checkpoint
 from tests.conftest import run_cli
@@ -181,3 +182,45 @@ def test_eval_defaults_to_the_dataset_the_checkpoint_was_trained_on(fashion_dir,
     r = run_cli("eval", str(out), "--data-dir", str(fashion_dir), "--limit", "300")
     assert r.returncode == 0, r.stderr  # read as Fashion-MNIST, not refused as a wrong MNIST
     assert r.stdout.startswith("(test set)  loss: ")
+
+
+def test_out_that_is_a_directory_is_refused_before_anything_is_loaded(tmp_path):
+    """No --data-dir and no data in the cache: the error is the --out one, so it came first."""
+    (tmp_path / "runs").mkdir()
+    assert_one_line_error(run_cli("train", "--out", str(tmp_path / "runs"), "--epochs", "1"),
+                          r"--out .*runs is a directory; give the checkpoint's file name")
+    (tmp_path / "m.state.pt").mkdir()  # a directory where the resume state would go
+    assert_one_line_error(run_cli("train", "--out", str(tmp_path / "m.safetensors")),
+                          r"m.state.pt is a directory")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.state.pt", "runs"]
+
+
+def test_a_checkpoint_trained_differently_is_not_replaced(mnist_dir, tmp_path, capsys):
+    from lenet5.cli import main
+
+    out = tmp_path / "m.safetensors"
+
+    def train(*flags):
+        code = main(["train", "--limit", "100", "--data-dir", str(mnist_dir), "--out", str(out),
+                     "--no-progress", *flags])
+        return code, capsys.readouterr().err.strip()
+
+    assert train("--epochs", "2") == (0, "")
+    first = out.read_bytes()
+    code, err = train("--epochs", "1")  # a quicker experiment to the same path: refused
+    assert code == 1 and err.startswith(f"lenet5: error: {out} holds a model trained "
+                                        "differently (epochs 2, not 1); pass --overwrite")
+    assert "\n" not in err and out.read_bytes() == first
+    code, err = train("--epochs", "2", "--limit", "50")  # other data: refused too
+    assert code == 1 and "other data (limit 100, not 50)" in err
+    # the same settings and data train the same model: it may be replaced
+    weights = load_checkpoint(out).state_dict
+    assert train("--epochs", "2", "--device", "cpu") == (0, "")
+    again = load_checkpoint(out)
+    assert again.config["device"] == "cpu"  # replaced, with the same weights bit for bit
+    assert all(torch.equal(again.state_dict[k], v) for k, v in weights.items())
+    assert train("--epochs", "1", "--overwrite") == (0, "")
+    assert load_checkpoint(out).config["epochs"] == 1
+    out.write_bytes(b"something else")
+    code, err = train("--epochs", "1")
+    assert code == 1 and "exists and is not a lenet5 checkpoint; pass --overwrite" in err

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from lenet5.cli.common import image_format_for
 from lenet5.data import load_dataset
-from lenet5.data.folder import folder_format
+from lenet5.data.folder import IMAGE_SUFFIXES, FolderFormat, folder_format, image_files
 from lenet5.errors import Lenet5Error
 from tests.conftest import run_cli
 
@@ -30,19 +31,35 @@ def make_folder(root, per_class=5, colour=False, size=(60, 80)):
 
 
 def test_format_follows_the_model_registry():
-    assert folder_format("classic").mode == "digit" and folder_format("classic").size == 28
-    fmt = folder_format("alexnet")
-    assert (fmt.mode, fmt.size) == ("rgb", 224)
+    assert image_format_for("classic") == folder_format() == folder_format((1, 32, 32), 2)
+    assert (folder_format().mode, folder_format().size) == ("digit", 28)
+    assert image_format_for("alexnet") == folder_format((3, 224, 224)) == FolderFormat("rgb", 224)
+    assert folder_format((1, 64, 64), 2) == FolderFormat("grey", 60)
+
+
+def test_one_list_of_image_suffixes_for_folders_and_predict(tmp_path):
+    """`lenet5 predict DIR` takes the files `imagefolder` loads, TIFF and PGM too."""
+    from lenet5.predict import find_images
+
+    for i, suffix in enumerate(IMAGE_SUFFIXES):
+        Image.new("L", (8, 8), 255).save(tmp_path / f"{i:02d}{suffix}",
+                                         format="PPM" if suffix in (".pgm", ".pbm") else None)
+    (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / ".hidden.png").write_bytes(b"")
+    want = sorted(tmp_path / f"{i:02d}{s}" for i, s in enumerate(IMAGE_SUFFIXES))
+    assert image_files(tmp_path) == want
+    assert [path for _, path, _ in find_images([tmp_path])] == want
+    assert {".tif", ".tiff", ".webp"} <= set(IMAGE_SUFFIXES)
 
 
 def test_digits_are_mnistified_and_split_by_class(tmp_path):
-    data = load_dataset("imagefolder", make_folder(tmp_path), for_model="modern")
+    data = load_dataset("imagefolder", make_folder(tmp_path), image_format=image_format_for("modern"))
     assert data.classes == ("bar", "ring")
     assert data.train.images.shape == (8, 28, 28) and len(data.test) == 2
     assert sorted(data.test.labels.tolist()) == [0, 1]  # one of each class held out
     img = data.train.images[0].numpy()
     assert img[0].max() == 0 and img.max() == 255  # ink bright on black, margins empty
-    again = load_dataset("imagefolder", tmp_path, for_model="modern")
+    again = load_dataset("imagefolder", tmp_path, image_format=image_format_for("modern"))
     assert again.content_hash == data.content_hash  # the seeded split is the same
     assert np.array_equal(again.test.images, data.test.images)
 
@@ -51,7 +68,7 @@ def test_colour_images_are_resized_and_cropped_for_alexnet(tmp_path):
     root = tmp_path / "f"
     make_folder(root / "train", 2, colour=True, size=(300, 250))
     make_folder(root / "test", 1, colour=True, size=(250, 300))
-    data = load_dataset("imagefolder", root, for_model="alexnet")
+    data = load_dataset("imagefolder", root, image_format=image_format_for("alexnet"))
     assert data.train.images.shape == (4, 3, 224, 224) and data.in_channels == 3
     assert data.test.images.shape == (2, 3, 224, 224)
 

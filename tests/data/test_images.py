@@ -114,3 +114,100 @@ def test_no_ink():
 def test_missing_file(tmp_path):
     with pytest.raises(Lenet5Error, match="cannot read"):
         load_digit(tmp_path / "nope.png")
+
+
+# -- bounded work: what open_image reads and decodes ------------------------------------
+def test_a_large_upload_is_decoded_then_scaled_to_the_working_size():
+    from lenet5.data.images import WORK_SIDE
+
+    big = Image.new("RGBA", (2400, 2400), (0, 0, 0, 0))  # ~25 KB as PNG, 23 MB decoded
+    ImageDraw.Draw(big).line([(1200, 300), (1200, 2100)], fill=(0, 0, 0, 255), width=180)
+    data = png(big)
+    img = open_image(data, "big.png")
+    assert img.size == (WORK_SIDE, WORK_SIDE)
+    assert open_image(data, "big.png", max_side=None).size == (2400, 2400)
+    out = mnistify(img)
+    ys, xs = np.nonzero(out)
+    assert ys.max() - ys.min() + 1 == 20 and xs.max() - xs.min() + 1 <= 5  # still a "1"
+
+
+def test_a_large_jpeg_is_decoded_at_a_reduced_scale():
+    """6000x4000 (24 megapixels) is over the pixel budget as PNG, fine as a JPEG read at 1/4."""
+    from lenet5.data.images import MAX_PIXELS, decode_pixels
+
+    photo = drawing("RGB", paper=(250, 250, 250), ink=(20, 20, 20), size=(600, 400)).resize((6000, 4000))
+    jpeg, as_png = png(photo, "JPEG"), png(photo.convert("L"))
+    assert 6000 * 4000 > MAX_PIXELS
+    assert decode_pixels(jpeg) == 1500 * 1000  # what the decoder will make: 1/4 scale
+    img = open_image(jpeg, "photo.jpg")
+    assert img.size == (1024, 683)
+    reference = mnistify(drawing())
+    assert np.abs(mnistify(img).astype(int) - reference.astype(int)).max() <= 60
+    assert decode_pixels(as_png) == 0
+    with pytest.raises(Lenet5Error, match=r"photo.png: image is 6000x4000, 24.0 megapixels: more than 16.8"):
+        open_image(as_png, "photo.png")
+
+
+def test_exif_rotation_survives_the_reduced_decode():
+    from PIL import ImageOps
+
+    wide = drawing("RGB", size=(3000, 2000))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 clockwise to view"
+    buf = io.BytesIO()
+    wide.save(buf, "JPEG", exif=exif.tobytes())
+    img = open_image(buf.getvalue(), "phone.jpg")
+    assert img.size == (1024, 683) and ImageOps.exif_transpose(img).size == (683, 1024)
+
+
+@pytest.mark.parametrize("mode", ["P", "1", "I;16", "LA", "CMYK"])
+def test_every_mode_scales_down(mode):
+    img = drawing(size=(2000, 1500)).convert(mode if mode != "P" else "RGB")
+    if mode == "P":
+        img = img.convert("P")
+    fmt = "TIFF" if mode in ("I;16", "CMYK") else "PNG"
+    out = open_image(png(img, fmt), f"x.{fmt.lower()}")
+    assert max(out.size) == 1024
+    assert np.abs(mnistify(out).astype(int) - mnistify(drawing()).astype(int)).max() <= 80
+
+
+def test_what_is_not_a_regular_file_is_refused_unread(tmp_path):
+    """/dev/zero would be read without end and a FIFO would block forever on open."""
+    import os
+    import threading
+
+    fifo = tmp_path / "fifo.png"
+    os.mkfifo(fifo)
+    cases = {"/dev/zero": "not a regular file (a device)", str(fifo): "not a regular file (a FIFO)",
+             str(tmp_path): "not a regular file (a directory)"}
+    for path, message in cases.items():
+        said: list[str | None] = []
+        t = threading.Thread(target=lambda p=path, out=said: out.append(_refusal(p)), daemon=True)
+        t.start()
+        t.join(20)
+        assert not t.is_alive(), f"{path}: still reading"
+        assert said == [f"{path}: {message}"]
+
+
+def _refusal(path) -> str | None:
+    try:
+        open_image(path)
+    except Lenet5Error as e:
+        return str(e)
+    return None
+
+
+def test_a_file_over_the_size_bound_is_refused(tmp_path):
+    from lenet5.data.images import MAX_FILE_BYTES
+
+    big = tmp_path / "big.png"
+    with open(big, "wb") as f:
+        f.truncate(MAX_FILE_BYTES + 1)  # sparse: no disk used
+    with pytest.raises(Lenet5Error, match=r"big.png: file is too large \(over 64 MB\)"):
+        open_image(big)
+
+
+def test_only_known_formats_are_opened():
+    eps = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n"  # Pillow would run Ghostscript
+    with pytest.raises(Lenet5Error, match=r"x.eps: not an image \(PNG, JPEG, BMP, GIF, WEBP, ...\)"):
+        open_image(eps, "x.eps")

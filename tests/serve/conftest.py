@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import queue
 import subprocess
 import sys
 import threading
@@ -51,24 +50,55 @@ def checkpoint(mnist, tmp_path_factory):
     return out
 
 
+class Server:
+    """A `lenet5 serve` subprocess: its URL, its pid and every line it writes to stderr."""
+
+    def __init__(self, *args: str):
+        self.proc = subprocess.Popen([sys.executable, "-m", "lenet5", "serve", *args, "--port", "0"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.log: list[str] = []
+        self.started: str | None = None  # the line that says where it serves
+        ready = threading.Event()
+
+        def read():
+            for line in self.proc.stderr:
+                self.log.append(line)
+                if self.started is None and line.startswith("lenet5: serving "):
+                    self.started = line
+                    ready.set()
+            ready.set()  # it ended
+        threading.Thread(target=read, daemon=True).start()
+        if not ready.wait(STARTUP_TIMEOUT) or self.started is None:
+            self.stop()
+            pytest.fail(f"lenet5 serve did not start: {''.join(self.log)[:500]}")
+        self.url = self.started.split(" at ")[1].split()[0].rstrip("/")
+        self.host, self.port = "127.0.0.1", int(self.url.rsplit(":", 1)[1])
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+# Short deadlines, so that the tests of stalled requests take seconds; --max-connections
+# low enough for a test to reach it.
+HEADER_TIMEOUT, BODY_TIMEOUT, MAX_CONNECTIONS = 1.5, 2.0, 48
+
+
 @pytest.fixture(scope="session")
-def server_url(checkpoint):
-    """`lenet5 serve CHECKPOINT --port 0` in a subprocess, as a user runs it; its URL."""
-    proc = subprocess.Popen([sys.executable, "-m", "lenet5", "serve", str(checkpoint), "--port", "0"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(x) for x in proc.stderr], daemon=True).start()
-    try:
-        line = lines.get(timeout=STARTUP_TIMEOUT)
-    except queue.Empty:
-        proc.kill()
-        pytest.fail("lenet5 serve did not start")
-    assert "serving classic at http://127.0.0.1:" in line, line
-    url = line.split(" at ")[1].split()[0].rstrip("/")
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    assert proc.returncode is not None
+def server(checkpoint):
+    """`lenet5 serve CHECKPOINT --port 0` in a subprocess, as a user runs it (short deadlines)."""
+    s = Server(str(checkpoint), "--header-timeout", str(HEADER_TIMEOUT),
+               "--body-timeout", str(BODY_TIMEOUT), "--max-connections", str(MAX_CONNECTIONS))
+    assert s.started.startswith("lenet5: serving classic at http://127.0.0.1:"), s.started
+    yield s
+    s.stop()
+    assert s.proc.returncode is not None
+
+
+@pytest.fixture(scope="session")
+def server_url(server):
+    return server.url

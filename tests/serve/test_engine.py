@@ -80,3 +80,59 @@ def test_serve_reads_digits_as_predict_does_and_keeps_every_map(checkpoint, mnis
     np.testing.assert_allclose(results[9].activations["C3"],  # from the last chunk
                                served.predict(digits[9], activations=True).activations["C3"],
                                atol=1e-5)
+
+
+def write_bad(source, path, change: str):
+    """``source`` with its metadata or weights broken as a careless or hostile file might be;
+    written with safetensors directly, so that no check on saving stands in the way."""
+    import json
+
+    from safetensors.torch import save_file
+
+    from lenet5.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(source)
+    meta, state = ckpt.metadata(), {k: v.clone().contiguous() for k, v in ckpt.state_dict.items()}
+    if change == "metrics as a list":
+        meta["metrics"] = [0.9, 0.8]
+    elif change == "accuracy as text":
+        meta["metrics"] = {"test": {"acc": "very good"}}
+    elif change == "std 0":
+        meta["preprocess"]["std"] = 0.0
+    elif change == "negative padding":
+        meta["preprocess"]["pad"] = -3
+    elif change == "NaN weights":
+        next(iter(state.values())).fill_(float("nan"))
+    save_file(state, str(path), metadata={"lenet5": json.dumps(meta)})
+    return path
+
+
+@pytest.mark.parametrize("change", ["metrics as a list", "accuracy as text", "std 0",
+                                    "negative padding", "NaN weights"])
+def test_a_bad_checkpoint_is_refused_in_one_line_or_served_without_a_500(checkpoint, tmp_path, change):
+    from fastapi.testclient import TestClient
+
+    from lenet5.serve import create_app
+
+    bad = write_bad(checkpoint, tmp_path / "bad.safetensors", change)
+    try:
+        app = create_app([bad])
+    except Lenet5Error as e:  # refused at start-up, in one line
+        assert "\n" not in str(e) and "bad.safetensors" in str(e)
+        return
+    with TestClient(app, raise_server_exceptions=False) as c:
+        models = c.get("/api/models")
+        assert models.status_code == 200 and models.json()["models"][0]["test_accuracy"] is None
+        r = c.post("/api/predict", json={"pixels": [[0] * 28] * 28})
+        assert r.status_code == 200 and np.isfinite(r.json()["probabilities"]).all()
+
+
+def test_serve_refuses_a_bad_checkpoint_or_flag_in_one_line(checkpoint, tmp_path, capsys):
+    from lenet5.cli import main
+
+    bad = write_bad(checkpoint, tmp_path / "nan.safetensors", "NaN weights")
+    assert main(["serve", str(bad)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("lenet5: error: ") and "nan.safetensors" in err and "\n" not in err
+    assert main(["serve", str(checkpoint), "--max-connections", "0"]) == 1
+    assert capsys.readouterr().err.strip() == "lenet5: error: --max-connections must be positive, not 0"

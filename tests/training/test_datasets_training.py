@@ -1,6 +1,7 @@
 """Training on datasets beyond MNIST: Fashion-MNIST from the system, AlexNet on a folder."""
 
 from lenet5.checkpoint import load_checkpoint
+from lenet5.cli.common import image_format_for
 from lenet5.data import load_dataset
 from lenet5.training import TrainConfig, train
 from tests.data.test_folder import make_folder
@@ -20,7 +21,7 @@ def test_modern_learns_a_slice_of_fashion_mnist(fashion_dir, tmp_path):
 
 def test_alexnet_smoke_run_on_224px_colour_folder(tmp_path):
     root = make_folder(tmp_path / "f", 3, colour=True, size=(240, 240))
-    data = load_dataset("imagefolder", root, for_model="alexnet")
+    data = load_dataset("imagefolder", root, image_format=image_format_for("alexnet"))
     cfg = TrainConfig.for_model("alexnet", epochs=1, batch_size=2, device="cpu", progress=False)
     result = train(cfg, data, log=lambda s: None)
     assert result.history[0]["train"]["total"] == 4 and result.test.total == 2

@@ -7,6 +7,7 @@ from lenet5.errors import Lenet5Error
 from lenet5.evaluation import evaluate
 from lenet5.models import get_model_entry
 from lenet5.training import TrainConfig, build_loss, reported_loss, train
+from lenet5.training.losses import build_losses
 
 
 def test_label_smoothing_by_hand_and_reported_without_it():
@@ -18,9 +19,12 @@ def test_label_smoothing_by_hand_and_reported_without_it():
     want = -((1 - eps) * logp[0] + eps / 3 * logp.sum())
     smoothed = build_loss("cross_entropy", label_smoothing=eps)
     assert smoothed(logits, target).item() == pytest.approx(want.item(), rel=1e-6)
-    assert reported_loss(smoothed)(logits, target).item() == pytest.approx(-logp[0].item())
-    plain = build_loss("cross_entropy")
-    assert reported_loss(plain) is plain
+    reported = reported_loss("cross_entropy", label_smoothing=eps)
+    assert reported(logits, target).item() == pytest.approx(-logp[0].item())
+    train_fn, report_fn = build_losses("cross_entropy")
+    assert report_fn is train_fn  # nothing to drop: the loss is not computed twice
+    train_fn, report_fn = build_losses("cross_entropy", label_smoothing=eps)
+    assert report_fn is not train_fn
     with pytest.raises(Lenet5Error):
         build_loss("cross_entropy", label_smoothing=1.0)
     with pytest.raises(Lenet5Error):

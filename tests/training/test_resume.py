@@ -1,7 +1,9 @@
 """Resume: a run killed (SIGKILL) or interrupted (Ctrl-C) and resumed ends exactly as the
 same run never interrupted: same metrics, same weights, same metrics log."""
 
+import dataclasses
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,8 +15,10 @@ import torch
 from lenet5.checkpoint import load_checkpoint
 from lenet5.cli import main
 from lenet5.errors import Lenet5Error
+from lenet5.models import get_model_entry, list_models
 from lenet5.training import TrainConfig, train
-from lenet5.training.resume import append_record, load_state, state_path_for
+from lenet5.training.logs import append_record
+from lenet5.training.resume import load_state, state_path_for
 from tests.conftest import run_cli
 
 # small batches and several epochs: long enough (~1 s after epoch 1) for the signal to
@@ -143,7 +147,76 @@ def test_state_holds_no_pickled_objects(mnist, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         train(cfg, mnist.head(200), log=lambda s: (_ for _ in ()).throw(KeyboardInterrupt()))
     state = torch.load(state_path_for(out), weights_only=True)  # refuses arbitrary objects
-    assert set(state["generators"]) == {"shuffle", "distort", "curvature"}
+    assert set(state["generators"]) == {"shuffle"}
+    assert set(state["callbacks"]) == {"batch_ramp", "ema", "progress", "metrics_log"}
+    assert state["callbacks"]["ema"]["updates"] == 0  # the hooks' own states, by name
     with pytest.raises(Lenet5Error, match="not a lenet5 training state"):
         torch.save({"format": "something else"}, tmp_path / "x.state.pt")
         load_state(tmp_path / "x.state.pt")
+
+
+# ------------------------------------------------- every model, resumed after every epoch
+
+def mnist_models():
+    """Every registered classifier that trains on MNIST as it is (one input channel); a
+    registry that names tasks keeps the string readers out."""
+    entries = [get_model_entry(m) for m in list_models()]
+    return [e.name for e in entries
+            if e.input_size[0] == 1 and getattr(e, "task", "classify") == "classify"]
+
+
+def resumed_everywhere(cfg, data, tmp_path):
+    """Train ``cfg`` keeping a copy of the state after every epoch, then resume from each
+    copy; yield (epoch resumed after, the resumed run, the uninterrupted run): their
+    checkpoints and histories."""
+    out = tmp_path / "run.safetensors"
+    cfg = dataclasses.replace(cfg, out=str(out), progress=False)
+    saved = []
+
+    def keep_state(record):  # the state on disk is that of the epoch before this one
+        saved.append(tmp_path / f"after{record['epoch'] - 1}.state.pt")
+        shutil.copyfile(state_path_for(out), saved[-1])
+
+    history = train(cfg, data, log=lambda s: None, on_epoch=keep_state).history
+    assert [load_state(p)["epoch"] for p in saved] == list(range(cfg.epochs))
+    for path in saved:
+        state = load_state(path)
+        again = tmp_path / f"resumed{state['epoch']}.safetensors"
+        resumed = train(dataclasses.replace(cfg, out=str(again)), data, log=lambda s: None,
+                        resume=state).history
+        yield state["epoch"], (again, resumed), (out, history)
+
+
+@pytest.mark.parametrize("model", mnist_models())
+def test_every_model_resumed_after_every_epoch_ends_bit_identical(model, mnist, tmp_path):
+    """Each model's recipe, made quick: a ramp from epoch 2 (so a run resumes before, into
+    and within the doubled epochs; 600 images, so a doubled epoch is one step of 512 and one
+    of 88); SDLM with larger batches, its curvature on fewer samples, refreshed within each
+    pass."""
+    cfg, images = TrainConfig.for_model(model, epochs=3), 300
+    if cfg.double_batch_from:
+        cfg, images = dataclasses.replace(cfg, double_batch_from=2), 600
+    if cfg.optimizer == "sdlm":
+        cfg = dataclasses.replace(cfg, batch_size=64, optimizer_args={
+            **cfg.optimizer_args, "hessian_samples": 32, "refresh_every": 2})
+    for epoch, resumed, uninterrupted in resumed_everywhere(cfg, mnist.head(images), tmp_path):
+        assert_same_run_in_process(resumed, uninterrupted, f"{model}, resumed after epoch {epoch}")
+
+
+def test_every_hook_resumed_after_every_epoch_ends_bit_identical(mnist, tmp_path):
+    """Distortions, a weight average, a batch ramp and a validation split at once."""
+    cfg = TrainConfig.for_model("classic", epochs=3, distort=0.5, ema=0.9, double_batch_from=2,
+                                val_split=0.1)
+    for epoch, resumed, uninterrupted in resumed_everywhere(cfg, mnist.head(300), tmp_path):
+        assert_same_run_in_process(resumed, uninterrupted, f"resumed after epoch {epoch}")
+
+
+def assert_same_run_in_process(run, ref, what):
+    (out, history), (ref_out, ref_history) = run, ref
+    a, b = load_checkpoint(out), load_checkpoint(ref_out)
+    assert a.metrics == b.metrics, what
+    for k, v in b.state_dict.items():
+        assert torch.equal(a.state_dict[k], v), f"{what}: {k}"
+    strip = lambda records: [{k: v for k, v in r.items() if k != "train_seconds"}  # noqa: E731
+                             for r in records]
+    assert strip(history) == strip(ref_history), what

@@ -79,6 +79,30 @@ def test_one_sdlm_step_by_hand():
     torch.testing.assert_close(lin.weight.detach(), want)
 
 
+def test_trailing_layers_without_a_rule_are_folded_into_the_loss():
+    """A fixed layer at the end (here z -> 2z + z^2, of no known kind) has its exact
+    second derivative taken inside the loss's Hessian, as lenet5-1998's RBF output is:
+    E = 0.5 (2z + z^2)^2 with z = w x gives d2E/dz^2 = (2 + 2z)^2 + (2z + z^2) * 2."""
+    class Fixed(nn.Module):
+        def forward(self, z):
+            return 2 * z + z * z
+
+    model = nn.Sequential(nn.Linear(1, 1, bias=False), Fixed())
+    with torch.no_grad():
+        model[0].weight.fill_(0.5)
+    x = torch.tensor([[3.0]])
+    z = 1.5
+
+    def loss(s, t):
+        return 0.5 * (s ** 2).sum()
+
+    h = diagonal_hessian(model, loss, x, torch.zeros(1))
+    want = ((2 + 2 * z) ** 2 + (2 * z + z * z) * 2) * 9.0
+    assert h["0.weight"].item() == pytest.approx(want, rel=1e-5)
+    with pytest.raises(Lenet5Error, match="cannot carry second derivatives through Fixed"):
+        diagonal_hessian(nn.Sequential(Fixed(), nn.Linear(1, 1)), loss, x, torch.zeros(1))
+
+
 def test_sdlm_needs_a_chain():
     class Residual(nn.Module):
         def __init__(self):

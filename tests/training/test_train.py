@@ -8,7 +8,7 @@ from lenet5.errors import Lenet5Error
 from lenet5.evaluation import evaluate
 from lenet5.models import get_model_entry
 from lenet5.training import TrainConfig, train
-from lenet5.training.optim import weight_average
+from lenet5.training.ema import WeightAverage
 
 
 def small(mnist, n=2000):
@@ -81,35 +81,54 @@ def test_bad_settings_are_refused(mnist, bad):
 
 def test_weight_average_follows_the_ema_rule():
     net = torch.nn.Linear(3, 2)
-    average = weight_average(net, 0.75)
+    average = WeightAverage(net, 0.75)
     first = [p.detach().clone() for p in net.parameters()]
-    average.update_parameters(net)  # the first update copies
+    average.update()  # the first update copies
     with torch.no_grad():
         for p in net.parameters():
             p.add_(1.0)
-    average.update_parameters(net)  # then 0.75 * average + 0.25 * weights
+    average.update()  # then 0.75 * average + 0.25 * weights
     for a, p0 in zip(average.module.parameters(), first):
         assert torch.allclose(a, 0.75 * p0 + 0.25 * (p0 + 1.0))
-    assert weight_average(net, 0.0) is None
+    with pytest.raises(Lenet5Error):
+        WeightAverage(net, 1.0)
 
 
-def test_weight_average_matches_pytorchs_averaged_model():
+def test_weight_average_matches_pytorchs_averaged_model_bit_for_bit():
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
     torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
-    ours = weight_average(net, 0.9)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 2))
+    ours = WeightAverage(net, 0.9)
     stock = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(0.9), use_buffers=True)
     for _ in range(5):
-        ours.update_parameters(net)
+        ours.update()
         stock.update_parameters(net)
         with torch.no_grad():
             for p in net.parameters():
                 p.add_(torch.randn_like(p))
-    assert int(ours.n_averaged) == int(stock.n_averaged) == 5
-    for a, b in zip(ours.module.parameters(), stock.module.parameters()):
-        assert torch.allclose(a, b, atol=1e-6)
-    assert ours.state_dict().keys() == stock.state_dict().keys()
+        net(torch.randn(8, 3))  # BatchNorm's running statistics move; its counter is an int
+    assert ours.updates == int(stock.n_averaged) == 5
+    for (name, a), b in zip(ours.module.state_dict().items(), stock.module.state_dict().values()):
+        if a.is_floating_point():
+            assert torch.equal(a, b), name
+    # the step counter is copied, not averaged: the count at the last update
+    assert int(ours.module[1].num_batches_tracked) == int(net[1].num_batches_tracked) - 1
+
+
+def test_weight_average_falls_back_to_one_lerp_a_tensor(monkeypatch):
+    torch.manual_seed(0)
+    net = torch.nn.Linear(5, 3)
+    fused, plain = WeightAverage(net, 0.8), WeightAverage(net, 0.8)
+    for average in (fused, plain):
+        average.update()
+    with torch.no_grad():
+        net.weight.add_(torch.randn_like(net.weight))
+    fused.update(steps=2)
+    monkeypatch.delattr(torch, "_foreach_lerp_")
+    plain.update(steps=2)
+    for a, b in zip(fused.module.parameters(), plain.module.parameters()):
+        assert torch.equal(a, b)
 
 
 def test_ema_run_evaluates_and_saves_the_average(mnist, tmp_path):
@@ -131,16 +150,16 @@ def test_ema_run_evaluates_and_saves_the_average(mnist, tmp_path):
 
 def test_weight_average_of_a_double_step_applies_the_decay_twice():
     net = torch.nn.Linear(3, 2)
-    once, twice = weight_average(net, 0.75), weight_average(net, 0.75)
-    once.update_parameters(net), twice.update_parameters(net)  # both copy the weights
+    once, twice = WeightAverage(net, 0.75), WeightAverage(net, 0.75)
+    once.update(), twice.update()  # both copy the weights
     with torch.no_grad():
         for p in net.parameters():
             p.add_(1.0)
-    once.update_parameters(net, steps=2)
-    twice.update_parameters(net), twice.update_parameters(net)
+    once.update(steps=2)
+    twice.update(), twice.update()
     for a, b in zip(once.module.parameters(), twice.module.parameters()):
         assert torch.allclose(a, b)
-    assert int(once.n_averaged) == int(twice.n_averaged) == 3
+    assert once.updates == twice.updates == 3
 
 
 def test_doubled_batch_keeps_the_schedule_per_image(mnist):

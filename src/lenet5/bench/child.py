@@ -68,8 +68,8 @@ def run_reference(args: dict) -> None:
     seed_everything(args["seed"])
     device = pick_device(args["device"])
     pre = get_model_entry(args["model"]).preprocess
-    model = reference.stock_layers(create_model(args["model"], num_classes=len(data.classes),
-                                                in_channels=data.in_channels)).to(device)
+    model = create_model(args["model"], num_classes=len(data.classes),
+                         in_channels=data.in_channels).to(device)
     train_loader = reference.train_loader(data.train, pre, args["seed"])
     test_loader = reference.test_loader(data.test, pre)
     optimizer = reference.make_optimizer(model)

@@ -3,10 +3,10 @@
 A map-style ``torch.utils.data.Dataset`` that turns one image at a time into a tensor
 (pad by 2, scale to [0, 1], normalize: what ``transforms.Compose([Pad(2), ToTensor(),
 Normalize(...)])`` does), a ``DataLoader`` with batch 64 and shuffling, Adam at 1e-3, cross
-entropy, the model in its default float32 NCHW form with PyTorch's stock layers (the
-project's faster ``fastpath`` layers are part of the project's path, not of the model's
-architecture: :func:`stock_layers`), and an evaluation loop under
-``torch.no_grad()`` with the test loader's batch of 1000 (as in pytorch/examples' MNIST).
+entropy, the model as ``create_model`` builds it (plain ``torch.nn`` layers, float32,
+NCHW; the project's path calls ``lenet5.fastpath.accelerate`` on it), and an evaluation
+loop under ``torch.no_grad()`` with the test loader's batch of 1000 (as in
+pytorch/examples' MNIST).
 It skips PIL (the images stay uint8 tensors), which makes it a little faster than the
 repositories it stands for, never slower.
 """
@@ -20,14 +20,11 @@ from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 
 from ..data import Split
-from ..fastpath import Conv2d, Flatten, MaxPool2d, Sequential
 from ..models import Preprocess
 
 BATCH_SIZE = 64
 TEST_BATCH_SIZE = 1000
 LR = 1e-3
-_STOCK = {MaxPool2d: nn.MaxPool2d, Conv2d: nn.Conv2d, Flatten: nn.Flatten,
-          Sequential: nn.Sequential}
 
 
 class PerSampleDataset(TorchDataset):
@@ -47,17 +44,6 @@ class PerSampleDataset(TorchDataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         return self.transform(self.images[i]), int(self.labels[i])
-
-
-def stock_layers(model: nn.Module) -> nn.Module:
-    """``model`` with the stock ``nn`` layers in place of the project's ``fastpath`` ones
-    (``MaxPool2d``, ``Conv2d``, ``Flatten``, ``Sequential``: subclasses with no state of
-    their own, the same function; only the speed differs), in place; returns the model."""
-    for module in model.modules():
-        for fast, stock in _STOCK.items():
-            if type(module) is fast:
-                module.__class__ = stock
-    return model
 
 
 def train_loader(split: Split, pre: Preprocess, seed: int = 0) -> DataLoader:

@@ -15,7 +15,7 @@ import traceback
 from .. import __version__
 from ..errors import Lenet5Error
 
-COMMANDS = ["prepare", "summary", "train", "eval", "predict", "plot", "export", "serve", "bench"]
+COMMANDS = ["prepare", "summary", "train", "eval", "predict", "plot", "export", "serve", "bench", "weights"]
 DEBUG_ENV = "LENET5_DEBUG"
 
 

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ..checkpoint import Checkpoint
 from ..data import IMAGE_FOLDER, Dataset, dataset_choices, load_dataset
+from ..data.folder import FolderFormat, folder_format
 from ..data.store import DATA_DIR_ENV
+from ..errors import Lenet5Error
+from ..models import get_model_entry
+
+_TASKS = {"classify": "classifier of single images", "read": "reader of whole numbers"}
 
 
 def add_data_args(p: argparse.ArgumentParser, of_checkpoint: bool = False) -> None:
@@ -25,12 +31,45 @@ def add_data_args(p: argparse.ArgumentParser, of_checkpoint: bool = False) -> No
                    help="use only the first N images of each split (quick experiments)")
 
 
+CHECKPOINT_HELP = ("a .safetensors checkpoint written by `lenet5 train`, or the name of "
+                   "shipped weights (`lenet5 weights` lists them)")
+
+
+def checkpoint_file(source: str) -> Path:
+    """Where files derived from a checkpoint go by default: beside a checkpoint file
+    (``runs/classic.safetensors``), or named after shipped weights in the current directory
+    (``modern.mnist`` -> ``modern.mnist.safetensors``)."""
+    from ..weights import is_weights_name
+
+    path = Path(source)
+    if is_weights_name(source) and not path.exists():
+        return Path(source + ".safetensors")
+    return path
+
+
 def add_device_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto",
                    help="auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps")
 
 
+def image_format_for(model: str) -> FolderFormat:
+    """How ``imagefolder`` images are made for ``model``: from its registry entry."""
+    entry = get_model_entry(model)
+    return folder_format(entry.input_size, entry.preprocess.pad)
+
+
 def load_checkpoint_data(args: argparse.Namespace, ckpt: Checkpoint) -> Dataset:
     """The dataset to run a checkpoint on: ``--dataset``, else the one it was trained on."""
     name = args.dataset or ckpt.dataset.get("name") or "mnist"
-    return load_dataset(name, args.data_dir, for_model=ckpt.model_name).head(args.limit)
+    return load_dataset(name, args.data_dir,
+                        image_format=image_format_for(ckpt.model_name)).head(args.limit)
+
+
+def check_task(model_name: str, data) -> str:
+    """The model's task (models/registry.py), refused unless the data is for it too."""
+    task, data_task = get_model_entry(model_name).task, getattr(data, "task", "classify")
+    if task != data_task:
+        hint = " (--dataset mnist-strings)" if task == "read" else ""
+        raise Lenet5Error(f"{model_name} is a {_TASKS[task]}, {data.name} a dataset for a "
+                          f"{_TASKS[data_task]}{hint}")
+    return task

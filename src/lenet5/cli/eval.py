@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from ..checkpoint import load_checkpoint
+from ..errors import Lenet5Error
 from ..evaluation import (
     confusion_matrix,
     evaluate,
@@ -13,27 +13,32 @@ from ..evaluation import (
     format_per_class,
     predict_logits,
 )
-from ..training import build_loss, pick_device, reported_loss
-from .common import add_data_args, add_device_arg, load_checkpoint_data
+from ..fastpath import accelerate
+from ..training import pick_device, reported_loss
+from ..weights import resolve_checkpoint
+from .common import CHECKPOINT_HELP, add_data_args, add_device_arg, check_task, load_checkpoint_data
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("eval", help="evaluate a checkpoint on the test set",
                        description="Print the (test set) metrics line of a saved model.")
-    p.add_argument("checkpoint", help="a .safetensors checkpoint written by `lenet5 train`")
+    p.add_argument("checkpoint", help=CHECKPOINT_HELP)
     p.add_argument("--model", help="refuse the checkpoint unless it is of this model")
     p.add_argument("--per-class", action="store_true",
                    help="also print accuracy, precision and recall per class")
     p.add_argument("--confusion", action="store_true",
                    help="also print the confusion matrix (rows: true class, columns: predicted)")
+    p.add_argument("--decoder", choices=["greedy", "beam", "viterbi"],
+                   help="string readers: how the output strip is decoded (default: viterbi for "
+                        "lenet5-sdnn, greedy for lenet5-ctc)")
     add_data_args(p, of_checkpoint=True)
     add_device_arg(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    ckpt = load_checkpoint(args.checkpoint, expect_model=args.model)
-    model = ckpt.build_model()
+    ckpt = resolve_checkpoint(args.checkpoint, expect_model=args.model)
+    model = accelerate(ckpt.build_model())  # the fast layers, as training evaluated it
     config = ckpt.config
     data = load_checkpoint_data(args, ckpt)
     expected = ckpt.dataset.get("sha256")
@@ -41,8 +46,9 @@ def run(args) -> int:
         print(f"lenet5: warning: {data.name} here differs from the data the model was "
               "trained on (content hash)", file=sys.stderr)
     device = pick_device(args.device)
-    loss_fn = reported_loss(build_loss(config.get("loss", "cross_entropy"),
-                                       **config.get("loss_args", {})))
+    if check_task(ckpt.model_name, data) == "read":
+        return _eval_reader(args, ckpt, model.to(device), data, device)
+    loss_fn = reported_loss(config.get("loss", "cross_entropy"), **config.get("loss_args", {}))
     m = evaluate(model.to(device), data.test, ckpt.preprocess, loss_fn,
                  config.get("eval_batch_size", 256), device)
     print(format_metrics("test", m))
@@ -56,4 +62,24 @@ def run(args) -> int:
         if args.confusion:
             print()
             print(format_confusion(cm, data.classes))
+    return 0
+
+
+def _eval_reader(args, ckpt, model, data, device) -> int:
+    """A string reader: exact match, CER and the accept rate at 1% error, and by length."""
+    from ..reading.metrics import by_length, format_by_length, format_reading
+    from ..reading.objectives import evaluate_reader
+    from ..reading.read import DecodeOptions
+
+    try:
+        m, readings = evaluate_reader(model, ckpt.preprocess, data.test,
+                                      DecodeOptions(method=args.decoder), device=device)
+    except ValueError as e:
+        raise Lenet5Error(str(e)) from None
+    print(format_reading("test", m))
+    if args.per_class or args.confusion:
+        print("lenet5: note: --per-class and --confusion are for classifiers", file=sys.stderr)
+    print()
+    print(format_by_length(by_length(data.test.texts(), [r.text for r in readings],
+                                     [r.confidence for r in readings])))
     return 0

@@ -3,9 +3,9 @@ whole test set before the file is written."""
 
 from __future__ import annotations
 
-from ..checkpoint import load_checkpoint
 from ..export import ATOL, FORMATS, INPUTS, default_out, export_checkpoint
-from .common import add_data_args, load_checkpoint_data
+from ..weights import resolve_checkpoint
+from .common import CHECKPOINT_HELP, add_data_args, checkpoint_file, load_checkpoint_data
 
 
 def add_parser(sub) -> None:
@@ -14,7 +14,7 @@ def add_parser(sub) -> None:
         description="Export a checkpoint to ONNX (needs the onnx extra) or TorchScript. The "
         "exported model is run on the whole test set and compared with PyTorch; the file is "
         f"written only if no logit differs by more than {ATOL:g} and every argmax agrees.")
-    p.add_argument("checkpoint", help="a .safetensors checkpoint written by `lenet5 train`")
+    p.add_argument("checkpoint", help=CHECKPOINT_HELP)
     p.add_argument("--format", required=True, choices=list(FORMATS), help="onnx or torchscript")
     p.add_argument("--out", metavar="PATH",
                    help="output file (default: the checkpoint's path with .onnx or .pt)")
@@ -27,9 +27,9 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    ckpt = load_checkpoint(args.checkpoint)  # a bad checkpoint fails before the data loads
+    ckpt = resolve_checkpoint(args.checkpoint)  # a bad checkpoint fails before the data loads
     data = load_checkpoint_data(args, ckpt)
-    out = args.out or default_out(args.checkpoint, args.format)
+    out = args.out or default_out(checkpoint_file(args.checkpoint), args.format)
     report = export_checkpoint(ckpt, args.format, data, out, input=args.input)
     print(report.describe())
     print(f"parity with PyTorch on {report.parity.images} test images: {report.parity.describe()}")

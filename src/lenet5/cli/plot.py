@@ -5,10 +5,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..checkpoint import load_checkpoint
 from ..io import ensure_writable_dir
 from ..training import pick_device
-from .common import add_data_args, add_device_arg, load_checkpoint_data
+from ..weights import resolve_checkpoint
+from .common import CHECKPOINT_HELP, add_data_args, add_device_arg, checkpoint_file, load_checkpoint_data
 
 
 def add_parser(sub) -> None:
@@ -18,7 +18,7 @@ def add_parser(sub) -> None:
         "beside the checkpoint), 64 test images with their predictions, the confusion matrix, "
         "the most confident misses, the C1-S4 feature maps of one test image and the learned "
         "C1 kernels. Needs matplotlib (pip install 'lenet5[plot]').")
-    p.add_argument("checkpoint", help="a .safetensors checkpoint written by `lenet5 train`")
+    p.add_argument("checkpoint", help=CHECKPOINT_HELP)
     p.add_argument("--log", metavar="PATH",
                    help="the metrics log (default: <checkpoint stem>.metrics.jsonl beside it)")
     p.add_argument("--out", metavar="DIR",
@@ -35,8 +35,8 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from ..plots import plot_run
 
-    ckpt_path = Path(args.checkpoint)
-    ckpt = load_checkpoint(ckpt_path)
+    ckpt = resolve_checkpoint(args.checkpoint)
+    ckpt_path = checkpoint_file(args.checkpoint)
     log = Path(args.log) if args.log else ckpt_path.with_name(ckpt_path.stem + ".metrics.jsonl")
     if not log.is_file():
         if args.log:

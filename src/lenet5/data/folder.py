@@ -4,9 +4,10 @@ Layout: one subfolder per class, ``ROOT/<class>/<image>``; class names are the s
 names, sorted. The test split is ``ROOT/train/<class>/...`` and ``ROOT/test/<class>/...``
 when both exist, else a seeded, per-class fraction (``TEST_FRACTION``) of each class.
 
-How the images are shaped depends on the model they are for (its registry entry, so no
-model is named here): a model that takes one channel of 28x28 before padding (the LeNet
-family) gets MNIST-style digits, made exactly as ``lenet5 predict`` makes them
+How the images are shaped depends on the model they are for, which the caller describes
+by its input size and padding (``folder_format``; nothing here looks a model up): a model
+that takes one channel of 28x28 before padding (the LeNet family) gets MNIST-style
+digits, made exactly as ``lenet5 predict`` makes them
 (``images.mnistify``: grey, ink bright on black, cropped, 20 px box, centred by mass);
 any other model gets the image itself, in colour (3 channels) or grey (1), its shorter
 side resized to the model's input side and centre-cropped square, as ImageNet models
@@ -25,12 +26,14 @@ import torch
 from PIL import Image, ImageOps
 
 from ..errors import Lenet5Error
+from .dataset import Dataset, Split
 from .images import FIELD, mnistify, open_image
 from .registry import IMAGE_FOLDER
-from .store import Dataset, Split
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm",
-                  ".ppm", ".pbm"}
+# The files taken for images when a directory is searched (here and by `lenet5 predict DIR`):
+# formats Pillow decodes. A file named explicitly is tried whatever its suffix.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm",
+                  ".ppm", ".pbm")
 TEST_FRACTION = 0.2  # of each class, when the folder has no train/ and test/ subfolders
 SPLIT_SEED = 0
 
@@ -56,15 +59,14 @@ class FolderFormat:
         return array.transpose(2, 0, 1) if array.ndim == 3 else array  # CHW, or HW for grey
 
 
-def folder_format(model: str | None = None) -> FolderFormat:
-    """The image shape a model's registry entry asks for (MNIST digits when no model)."""
-    if model is None:
+def folder_format(input_size: tuple[int, int, int] | None = None, pad: int = 0) -> FolderFormat:
+    """The images for a model whose input is ``input_size`` (C, H, W), of which ``pad``
+    pixels on each side are padding its preprocessing adds (a registry entry's
+    ``input_size`` and ``preprocess.pad``); MNIST digits when no size is given."""
+    if input_size is None:
         return FolderFormat("digit", FIELD)
-    from ..models import get_model_entry
-
-    entry = get_model_entry(model)
-    channels, height, _ = entry.input_size
-    side = height - 2 * entry.preprocess.pad
+    channels, height, _ = input_size
+    side = height - 2 * pad
     if channels == 1 and side == FIELD:
         return FolderFormat("digit", FIELD)
     return FolderFormat("rgb" if channels == 3 else "grey", side)
@@ -74,7 +76,8 @@ def _class_dirs(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def _images_in(directory: Path) -> list[Path]:
+def image_files(directory: Path) -> list[Path]:
+    """The image files under ``directory`` (by suffix, hidden ones left out), sorted."""
     return sorted(p for p in directory.rglob("*")
                   if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
                   and not p.name.startswith("."))
@@ -90,7 +93,7 @@ def _scan(root: Path, classes: list[str] | None = None) -> tuple[list[str], list
         if d.name not in index:
             raise Lenet5Error(f"{d}: class {d.name!r} is not among the training classes "
                               f"({', '.join(classes)})")
-        items += [(p, index[d.name]) for p in _images_in(d)]
+        items += [(p, index[d.name]) for p in image_files(d)]
     return classes, items
 
 
@@ -126,16 +129,17 @@ def _load(items: list[tuple[Path, int]], fmt: FolderFormat, hasher) -> Split:
     return Split(torch.from_numpy(stacked), torch.tensor(labels, dtype=torch.int64))
 
 
-def load_image_folder(root: str | os.PathLike | None, for_model: str | None = None,
+def load_image_folder(root: str | os.PathLike | None, image_format: FolderFormat | None = None,
                       test_fraction: float = TEST_FRACTION, seed: int = SPLIT_SEED) -> Dataset:
-    """The ``imagefolder`` dataset of ``root`` (see the module docstring)."""
+    """The ``imagefolder`` dataset of ``root``, each image made into ``image_format``
+    (default: MNIST-style digits); see the module docstring."""
     if not root:
         raise Lenet5Error(f"--dataset {IMAGE_FOLDER} needs --data-dir ROOT, a folder of "
                           "<class>/<image> subfolders")
     root = Path(root)
     if not root.is_dir():
         raise Lenet5Error(f"--data-dir {root} is not a directory")
-    fmt = folder_format(for_model)
+    fmt = image_format or folder_format()
     if (root / "train").is_dir() and (root / "test").is_dir():
         classes, train_items = _scan(root / "train")
         _, test_items = _scan(root / "test", classes)
@@ -146,7 +150,7 @@ def load_image_folder(root: str | os.PathLike | None, for_model: str | None = No
         raise Lenet5Error(f"{root}: an image folder needs at least two class subfolders "
                           f"(<class>/<image>), found {len(classes)}")
     if not train_items:
-        raise Lenet5Error(f"{root}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found")
+        raise Lenet5Error(f"{root}: no images ({', '.join(IMAGE_SUFFIXES)}) found")
     hasher = hashlib.sha256()
     train, test = _load(train_items, fmt, hasher), _load(test_items, fmt, hasher)
     return Dataset(name=IMAGE_FOLDER, train=train, test=test, classes=tuple(classes),

@@ -18,57 +18,131 @@ enormous, or is a decompression bomb.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import stat
+import threading
 import warnings
-from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import Lenet5Error
 
-MAX_SIDE = 4096  # pixels; larger images are refused
-MAX_FILE_BYTES = 64 * 2**20
+MAX_FILE_BYTES = 64 * 2**20  # a file larger than this is refused unread
+MAX_SIDE = 8192  # pixels a side, as decoded; larger images are refused
+MAX_PIXELS = 4096 * 4096  # the pixel budget of one decode (a 16.8-megapixel RGBA image is 64 MB)
+WORK_SIDE = 1024  # decoded images are reduced to at most this a side before any float work
+FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF", "PPM")  # what open_image reads
 INK_BOX = 20  # MNIST: the digit fits a 20x20 box ...
 FIELD = 28  # ... centred by mass in a 28x28 field
 MIN_CONTRAST = 40  # ink must stand this far (of 255) from the paper
 NOISE_FLOOR = 0.15  # after stretching, below this fraction of full ink is paper
 
+_OPEN_LOCK = threading.Lock()  # warnings.catch_warnings is process-wide state
 
-def open_image(source: str | os.PathLike | bytes, name: str | None = None) -> Image.Image:
-    """Open and fully decode an image from a path or bytes, refusing bad or huge input."""
-    label = name or (str(source) if not isinstance(source, bytes) else "image")
-    if isinstance(source, bytes):
-        data = source
-    else:
-        path = Path(source)
-        try:
-            size = path.stat().st_size
-            if size > MAX_FILE_BYTES:
-                raise Lenet5Error(f"{label}: file is too large ({size:,} bytes)")
-            data = path.read_bytes()
-        except OSError as e:
-            raise Lenet5Error(f"{label}: cannot read ({e.strerror or e})") from None
+
+def _read_file(path: str | os.PathLike, label: str) -> bytes:
+    """The bytes of a regular file, at most MAX_FILE_BYTES: never blocks on a FIFO, never
+    reads a device (``/dev/zero``) without end."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except OSError as e:
+        raise Lenet5Error(f"{label}: cannot read ({e.strerror or e})") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
+                    else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "special")
+            raise Lenet5Error(f"{label}: not a regular file ({kind})")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(MAX_FILE_BYTES + 1)  # the size on disk may change, or lie (/proc)
+    except OSError as e:
+        raise Lenet5Error(f"{label}: cannot read ({e.strerror or e})") from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_FILE_BYTES:
+        raise Lenet5Error(f"{label}: file is too large (over {MAX_FILE_BYTES // 2**20} MB)")
+    return data
+
+
+def _shrink(img: Image.Image, max_side: int) -> Image.Image:
+    """``img`` scaled down (box filter: the mean of the pixels each covers) to fit ``max_side``."""
+    w, h = img.size
+    if max(w, h) <= max_side:
+        return img
+    if img.mode == "P":  # a palette cannot be averaged: to colours first, keeping transparency
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    elif img.mode == "1":
+        img = img.convert("L")
+    scale = max_side / max(w, h)
+    return img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BOX)
+
+
+@contextlib.contextmanager
+def _errors(label: str):
+    """Pillow's ways of failing, as one-line Lenet5Errors."""
+    try:
+        yield
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise Lenet5Error(f"{label}: refused as a decompression bomb") from None
+    except UnidentifiedImageError:
+        raise Lenet5Error(f"{label}: not an image ({', '.join(FORMATS[:5])}, ...)") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise Lenet5Error(f"{label}: cannot decode image ({e})") from None
+
+
+def _header(data: bytes, label: str, max_side: int | None) -> Image.Image:
+    """The image, its header read and not decoded, set to decode at a reduced scale where
+    its format can (JPEG: 1/2, 1/4, 1/8, keeping ``max_side`` a side); refused if that
+    decode would be over MAX_SIDE a side or MAX_PIXELS in all."""
     if not data:
         raise Lenet5Error(f"{label}: file is empty")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            img = Image.open(io.BytesIO(data))
-            w, h = img.size
-            if w > MAX_SIDE or h > MAX_SIDE:
-                raise Lenet5Error(f"{label}: image is {w}x{h}, larger than {MAX_SIDE}x{MAX_SIDE}")
-            img.load()
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise Lenet5Error(f"{label}: refused as a decompression bomb") from None
-        except UnidentifiedImageError:
-            raise Lenet5Error(f"{label}: not an image (PNG, JPEG, BMP, GIF, WebP, ...)") from None
-        except (OSError, SyntaxError, ValueError) as e:
-            raise Lenet5Error(f"{label}: cannot decode image ({e})") from None
-    if img.width == 0 or img.height == 0:
+    with _errors(label):
+        with _OPEN_LOCK, warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data), formats=FORMATS)
+        w, h = img.size
+        if max_side and max(w, h) > max_side:
+            img.draft(img.mode, (-(-w * max_side // max(w, h)), -(-h * max_side // max(w, h))))
+    dw, dh = img.size  # as it will be decoded
+    if dw > MAX_SIDE or dh > MAX_SIDE:
+        raise Lenet5Error(f"{label}: image is {w}x{h}, larger than {MAX_SIDE}x{MAX_SIDE}")
+    if dw * dh > MAX_PIXELS:
+        raise Lenet5Error(f"{label}: image is {w}x{h}, {w * h / 1e6:.1f} megapixels: more than "
+                          f"{MAX_PIXELS / 1e6:.1f}")
+    if dw == 0 or dh == 0:
         raise Lenet5Error(f"{label}: image has no pixels")
     return img
+
+
+def decode_pixels(data: bytes) -> int:
+    """How many pixels :func:`open_image` would decode from ``data`` (0: it would refuse
+    them), from the header alone: what a decode will cost, known before it runs."""
+    try:
+        img = _header(data, "image", WORK_SIDE)
+    except Lenet5Error:
+        return 0
+    return img.width * img.height
+
+
+def open_image(source: str | os.PathLike | bytes, name: str | None = None,
+               max_side: int | None = WORK_SIDE) -> Image.Image:
+    """Open and decode an image from a path or bytes, refusing bad or huge input.
+
+    The work is bounded before it is done: at most MAX_FILE_BYTES are read (a regular file
+    only), a JPEG is decoded at a reduced scale (1/2, 1/4, 1/8) when that still leaves
+    ``max_side`` pixels a side, no decode makes more than MAX_PIXELS pixels or a side over
+    MAX_SIDE, and the decoded image is then scaled down to at most ``max_side`` a side
+    (``None``: full size).
+    """
+    label = name or (str(source) if not isinstance(source, bytes) else "image")
+    data = source if isinstance(source, bytes) else _read_file(source, label)
+    img = _header(data, label, max_side)
+    with _errors(label):
+        img.load()
+    return _shrink(img, max_side) if max_side else img
 
 
 def to_grey(img: Image.Image) -> np.ndarray:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..registry import Registry
+from .idx import INT32, UBYTE, IdxFormat
 
 SPLITS = ("train", "test")
 IMAGE_FOLDER = "imagefolder"  # not a registered dataset: the user's own folders (folder.py)
@@ -27,6 +28,7 @@ class Archive:
     name: str
     md5: str
     members: dict[str, str]  # canonical file name -> member path of its .gz in the zip
+    size: int  # bytes: a download is refused as soon as it exceeds this
 
 
 @dataclass(frozen=True)
@@ -50,13 +52,33 @@ class DatasetSpec:
     label_columns: int = 0
     # images are stored transposed (column-major, as EMNIST's are): transpose on load
     transposed: bool = False
+    # (height, width) of every image: checked in the IDX header before the data is read
+    image_size: tuple[int, int] = (28, 28)
+    # A composed dataset has no files: it is made in memory from the registered digit
+    # dataset ``base`` (strings.py: numbers written with its digits); ``prepare`` gets the
+    # base. ``task``: what a model does with it, "classify" (one label per image) or
+    # "read" (a sequence of labels per image); models carry the same field.
+    base: str | None = None
+    task: str = "classify"
 
     @property
     def file_names(self) -> list[str]:
-        return [f for split in SPLITS for f in self.files[split]]
+        return [f for split in SPLITS for f in self.files.get(split, ())]
 
     def is_images(self, file_name: str) -> bool:
         return any(file_name == images for images, _ in self.files.values())
+
+    def idx_format(self, file_name: str) -> IdxFormat:
+        """What the file's IDX header must say: its type, its shape (the image size; for
+        labels, the columns), at most as many entries as its split has images. This bounds
+        what reading or downloading the file may cost (idx.py, download.py)."""
+        split = next(s for s, pair in self.files.items() if file_name in pair)
+        count = self.sizes.get(split)
+        if self.is_images(file_name):
+            return IdxFormat((None, *self.image_size), (UBYTE,), count)
+        if self.label_columns:
+            return IdxFormat((None, self.label_columns), (INT32,), count)
+        return IdxFormat((None,), (UBYTE,), count)
 
     def verifiable(self, file_name: str) -> bool:
         """Whether a published hash exists for the file's content (not only its .gz)."""
@@ -200,6 +222,7 @@ EMNIST_DIGITS = register_dataset(
         archive=Archive(
             name="gzip.zip",
             md5="58c8d27c78d21e728a6bc7b3cc06412e",
+            size=561_753_746,  # as tensorflow/datasets' url_checksums/emnist.txt records it
             members={f: f"gzip/{f}.gz" for pair in _EMNIST_DIGITS_FILES.values() for f in pair},
         ),
         mirrors=(
@@ -209,5 +232,15 @@ EMNIST_DIGITS = register_dataset(
         classes=DIGITS,
         sizes={"train": 240000, "test": 40000},
         transposed=True,
+    )
+)
+
+MNIST_STRINGS = register_dataset(
+    DatasetSpec(
+        name="mnist-strings",
+        title="Handwritten numbers composed from MNIST digits (training strings from training "
+              "digits, test strings from test digits)",
+        files={}, sha256={}, mirrors=(), classes=DIGITS,
+        base="mnist", task="read",
     )
 )

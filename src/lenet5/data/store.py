@@ -16,8 +16,6 @@ with a warning. The number of images and the label range are checked always.
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
 import os
 import shutil
@@ -30,67 +28,18 @@ import torch
 
 from ..errors import Lenet5Error
 from ..io import atomic_write_text
+from .dataset import Dataset, Split
 from .download import download_archive, download_file, lock_for
-from .idx import INT32, UBYTE, read_idx
+from .folder import FolderFormat, load_image_folder
+from .idx import read_idx
 from .registry import IMAGE_FOLDER, SPLITS, DatasetSpec, get_dataset_spec
+from .strings import StringDataset
 
 DATA_DIR_ENV = "LENET5_DATA_DIR"
 CACHE_DIR_ENV = "LENET5_CACHE_DIR"
 SYSTEM_DIRS_ENV = "LENET5_SYSTEM_DATA_DIRS"
 SYSTEM_DATA_DIRS = ("/usr/share/datasets", "/usr/local/share/datasets")
 VERIFIED_FILE = "verified.json"  # in the cache: content SHA-256 of files verified at download
-
-
-@dataclass
-class Split:
-    """One split in memory: uint8 images (N, H, W) or (N, C, H, W) and int64 labels (N,)."""
-
-    images: torch.Tensor
-    labels: torch.Tensor
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def subset(self, index: torch.Tensor | slice) -> Split:
-        return Split(self.images[index], self.labels[index])
-
-
-@dataclass
-class Dataset:
-    name: str
-    train: Split
-    test: Split
-    classes: tuple[str, ...]
-    file_sha256: dict[str, str]
-    source: Path | None = None
-    limit: int | None = None  # only the first N images of each split are used
-
-    @property
-    def in_channels(self) -> int:
-        return 1 if self.train.images.dim() == 3 else self.train.images.shape[1]
-
-    @property
-    def content_hash(self) -> str:
-        """One SHA-256 for the whole dataset: of the sorted ``name:hash`` lines of its files."""
-        lines = "".join(f"{k}:{v}\n" for k, v in sorted(self.file_sha256.items()))
-        return hashlib.sha256(lines.encode()).hexdigest()
-
-    def describe(self) -> dict:
-        """What a checkpoint records about its data: name, hashes, class names."""
-        d = {"name": self.name, "sha256": self.content_hash, "files": self.file_sha256,
-             "classes": list(self.classes)}
-        if self.limit is not None:
-            d["limit"] = self.limit
-        return d
-
-    def head(self, n: int | None) -> Dataset:
-        """The first ``n`` images of each split (all of them for None)."""
-        if n is None:
-            return self
-        if n < 1:
-            raise Lenet5Error(f"--limit must be positive, not {n}")
-        return dataclasses.replace(self, train=self.train.subset(slice(0, n)),
-                                   test=self.test.subset(slice(0, n)), limit=n)
 
 
 def cache_dir() -> Path:
@@ -169,15 +118,6 @@ def find_dataset(spec: DatasetSpec, data_dir: str | os.PathLike | None = None,
     return None
 
 
-def _label_format(spec: DatasetSpec) -> tuple[int, tuple[int, ...]]:
-    """(IDX dimensions, allowed IDX types) of the dataset's label files."""
-    return (2, (INT32,)) if spec.label_columns else (1, (UBYTE,))
-
-
-def _idx_format(spec: DatasetSpec, file_name: str) -> tuple[int, tuple[int, ...]]:
-    return (3, (UBYTE,)) if spec.is_images(file_name) else _label_format(spec)
-
-
 def _recorded(directory: Path) -> dict[str, str]:
     try:
         data = json.loads((directory / VERIFIED_FILE).read_text())
@@ -220,13 +160,11 @@ def locate_files(
     else:
         fetched = {}
         for f in missing:
-            ndim, dtypes = _idx_format(spec, f)
-            fetched[f] = download_file(f, mirrors, directory, spec.sha256.get(f), ndim,
-                                       md5=spec.gz_md5.get(f), dtypes=dtypes)
+            fetched[f] = download_file(f, mirrors, directory, spec.sha256.get(f),
+                                       spec.idx_format(f), md5=spec.gz_md5.get(f))
     for f, path in fetched.items():
         if not spec.verifiable(f):  # verified by an MD5 just now: record its content hash
-            ndim, dtypes = _idx_format(spec, f)
-            _record(directory, f, read_idx(path, ndim, dtypes).sha256)
+            _record(directory, f, read_idx(path, spec.idx_format(f)).sha256)
     return {**paths, **fetched}  # type: ignore[dict-item]
 
 
@@ -242,13 +180,15 @@ def _read_verified(spec: DatasetSpec, file_name: str, path: Path,
                    unverified: list[str] | None = None) -> tuple[np.ndarray, str]:
     """The file's array and content SHA-256, verified as well as the dataset allows;
     the name of a file nothing can verify is appended to ``unverified``."""
-    ndim, dtypes = _idx_format(spec, file_name)
     want_md5 = spec.gz_md5.get(file_name)
     want = spec.sha256.get(file_name)
     in_cache = path.parent.resolve() == (cache_dir() / spec.name).resolve()
     if want is None and in_cache:
         want = _recorded(path.parent).get(file_name)
-    got = read_idx(path, ndim, dtypes, file_md5=want is None and want_md5 is not None)
+    # the header is checked against the image size and the split's size before any data is
+    # read: a file of the wrong shape, or a gzip bomb, is refused without reading it whole
+    got = read_idx(path, spec.idx_format(file_name),
+                   file_md5=want is None and want_md5 is not None)
     if got.sha256 != want and (other := _known_content().get(got.sha256)):
         raise Lenet5Error(f"{path} is {other[0]}'s {other[1]}, not {spec.name}'s {file_name}; "
                           f"use --dataset {other[0]}, or point --data-dir at {spec.name}'s files")
@@ -290,18 +230,18 @@ def load_dataset(
     data_dir: str | os.PathLike | None = None,
     download: bool = True,
     mirrors: list[str] | None = None,
-    for_model: str | None = None,
+    image_format: FolderFormat | None = None,
 ) -> Dataset:
     """Load both splits of a dataset as uint8/int64 tensors, every file verified.
 
-    ``imagefolder`` reads ``data_dir`` as ``<class>/<image>`` folders, shaped for the input
-    of ``for_model`` (see ``folder.py``).
+    ``imagefolder`` reads ``data_dir`` as ``<class>/<image>`` folders, each image made into
+    ``image_format`` (default: MNIST-style digits; see ``folder.py``).
     """
     if name == IMAGE_FOLDER:
-        from .folder import load_image_folder  # folder.py builds on this module
-
-        return load_image_folder(data_dir, for_model=for_model)
+        return load_image_folder(data_dir, image_format)
     spec = get_dataset_spec(name)
+    if spec.base is not None:  # composed in memory from its base (strings.py)
+        return StringDataset(name, load_dataset(spec.base, data_dir, download, mirrors))
     paths = locate_files(spec, data_dir, download, mirrors)
     splits, hashes, unverified = {}, {}, []
     for split in SPLITS:
@@ -331,6 +271,8 @@ def prepare(
     the verified hashes. Files found elsewhere (--data-dir, a system directory) are
     verified there, then copied."""
     spec = get_dataset_spec(name)
+    if spec.base is not None:  # nothing of its own: composed from its base when loaded
+        return prepare(spec.base, data_dir, mirrors)
     paths = locate_files(spec, data_dir, download=True, mirrors=mirrors)
     target = cache_dir() / spec.name
     hashes, unverified = {}, []
@@ -368,6 +310,9 @@ def dataset_status(data_dir: str | os.PathLike | None = None,
     user = _user_dir(data_dir)
     for name in list_datasets():
         spec = get_dataset_spec(name)
+        if spec.base is not None:
+            rows.append((name, f"composed in memory from {spec.base}"))
+            continue
         mine = user is not None and (name == dataset or (user[0] / name).is_dir())
         try:
             loc = find_dataset(spec, data_dir, user_dir=mine)

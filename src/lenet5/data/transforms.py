@@ -2,10 +2,33 @@
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 
-from ..models import Preprocess
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How uint8 images (0 = background, 255 = ink) become the model's input tensor.
+
+    ``pad`` pixels of background are added on every side (MNIST's 28x28 -> LeNet's 32x32),
+    then ``x = (pixel / 255 - mean) / std``. The paper's scaling (background -0.1, ink
+    1.175) is ``mean=0.078431, std=0.784314``; the usual MNIST statistics are the default.
+    """
+
+    pad: int = 2
+    mean: float = 0.1307
+    std: float = 0.3081
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Preprocess:
+        return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d})
 
 
 def to_input(images: torch.Tensor, pre: Preprocess, device: torch.device | str | None = None,

@@ -1,10 +1,10 @@
 """The model family. Importing a family module registers its models."""
 
-from . import alexnet, lenet, lenet1998, reader  # noqa: F401  (registration side effects)
+from . import alexnet, lenet, lenet1998, reader, sdnn  # noqa: F401  (registration side effects)
 from .registry import (
     ModelEntry,
     Preprocess,
-    Recipe,
+    check_input,
     create_model,
     get_model_entry,
     input_size_for,
@@ -15,7 +15,7 @@ from .registry import (
 __all__ = [
     "ModelEntry",
     "Preprocess",
-    "Recipe",
+    "check_input",
     "create_model",
     "get_model_entry",
     "input_size_for",

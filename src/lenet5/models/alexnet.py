@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .registry import Preprocess, Recipe, register_model
+from .registry import Preprocess, register_model
 
 
 class AlexNet(nn.Module):
@@ -49,13 +49,8 @@ class AlexNet(nn.Module):
         return self.classifier(self.avgpool(self.features(x)))
 
 
-@register_model(
-    "alexnet",
-    input_size=(3, 224, 224),
-    preprocess=Preprocess(pad=0, mean=0.5, std=0.5),
-    recipe=Recipe(optimizer="sgd", lr=0.01, schedule="cosine", epochs=10, batch_size=64,
-                  weight_decay=5e-4),
-)
+@register_model("alexnet", input_size=(3, 224, 224),
+                preprocess=Preprocess(pad=0, mean=0.5, std=0.5))
 def alexnet(num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5) -> AlexNet:
     """AlexNet (torchvision layout): 3x224x224 input, 61,100,840 parameters at 1000 classes."""
     return AlexNet(num_classes, in_channels, dropout)

@@ -1,10 +1,12 @@
 """Finding the feature-map layers of any model: C1, S2, C3 and S4, as LeCun's 1993 demo
 showed them. Used by ``lenet5 plot`` and ``lenet5 serve``; never keyed on a model's name.
 
-A layer is found by its submodule name (``features.c1`` ...). A convolution directly
-followed in its ``nn.Sequential`` by an activation function is caught after the
-activation, as the paper shows C1 and C3: squashed. A model without such names shows its
-first four convolution and pooling layers instead.
+A layer is found by its submodule name (``features.c1`` ...). A layer directly followed
+in its ``nn.Sequential`` by an activation function (one of ``torch.nn``'s, or a module
+marked ``elementwise = True`` such as lenet5-1998's squash) is caught after the
+activation, as the paper shows C1 and C3: squashed. The models list their layers in that
+canonical order (C1, its activation, S2, ...), so C1 means the same in every model. A
+model without such names shows its first four convolution and pooling layers instead.
 """
 
 from __future__ import annotations
@@ -16,6 +18,11 @@ from torch import nn
 FEATURE_LAYERS = ("c1", "s2", "c3", "s4")  # the input side first
 _ACTIVATIONS_MODULE = nn.Tanh.__module__  # torch.nn.modules.activation
 _WINDOWS = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d, nn.LPPool2d)
+_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm, nn.InstanceNorm2d)
+
+
+def _is_activation(module: nn.Module) -> bool:
+    return type(module).__module__ == _ACTIVATIONS_MODULE or getattr(module, "elementwise", False)
 
 
 @dataclass(frozen=True)
@@ -36,10 +43,12 @@ def feature_layers(model: nn.Module, fallback: bool = True) -> list[FeatureLayer
             if name not in FEATURE_LAYERS or name in found:
                 continue
             output = child
-            if isinstance(parent, nn.Sequential) and i + 1 < len(children):
-                nxt = children[i + 1][1]
-                if type(nxt).__module__ == _ACTIVATIONS_MODULE:
-                    output = nxt
+            if isinstance(parent, nn.Sequential):
+                after = [m for _, m in children[i + 1:]]
+                while after and isinstance(after[0], _NORMS):  # c1, bn1, act1: after act1
+                    after.pop(0)
+                if after and _is_activation(after[0]):
+                    output = after[0]
             qual = f"{parent_name}.{name}" if parent_name else name
             found[name] = FeatureLayer(qual, name.upper(), child, output)
     if found or not fallback:

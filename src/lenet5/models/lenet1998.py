@@ -36,8 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..fastpath import Conv2d, conv2d
-from .registry import Preprocess, Recipe, register_model
+from .digit_bitmaps import BITMAP_COLS, BITMAP_ROWS, digit_prototypes
+from .registry import Preprocess, register_model
 
 # Table I: the S2 maps each C3 map sees. Maps 0-5 see three neighbours, 6-11 four
 # neighbours, 12-14 four non-neighbours, 15 all six.
@@ -47,167 +47,6 @@ C3_TABLE: tuple[tuple[int, ...], ...] = (
     (0, 1, 3, 4), (1, 2, 4, 5), (0, 2, 3, 5),
     (0, 1, 2, 3, 4, 5),
 )
-
-# The output layer's prototypes: a stylized 7x12 bitmap of each digit, drawn for this
-# project in the spirit of the paper's Fig. 3 font ('#' ink = +1, '.' background = -1).
-# F6's 84 units are these 12 rows of 7, read row by row.
-DIGIT_BITMAPS: tuple[str, ...] = (
-    """
-    .......
-    ..###..
-    .##.##.
-    ##...##
-    ##...##
-    ##...##
-    ##...##
-    ##...##
-    .##.##.
-    ..###..
-    .......
-    .......
-    """,
-    """
-    .......
-    ...##..
-    ..###..
-    .####..
-    ...##..
-    ...##..
-    ...##..
-    ...##..
-    ...##..
-    .######
-    .......
-    .......
-    """,
-    """
-    .......
-    .#####.
-    ##...##
-    .....##
-    ....##.
-    ...##..
-    ..##...
-    .##....
-    ##.....
-    #######
-    .......
-    .......
-    """,
-    """
-    .......
-    .#####.
-    ##...##
-    .....##
-    ..####.
-    .....##
-    .....##
-    .....##
-    ##...##
-    .#####.
-    .......
-    .......
-    """,
-    """
-    .......
-    ....##.
-    ...###.
-    ..####.
-    .##.##.
-    ##..##.
-    #######
-    ....##.
-    ....##.
-    ...####
-    .......
-    .......
-    """,
-    """
-    .......
-    #######
-    ##.....
-    ##.....
-    ######.
-    .....##
-    .....##
-    .....##
-    ##...##
-    .#####.
-    .......
-    .......
-    """,
-    """
-    .......
-    ..####.
-    .##....
-    ##.....
-    ######.
-    ##...##
-    ##...##
-    ##...##
-    ##...##
-    .#####.
-    .......
-    .......
-    """,
-    """
-    .......
-    #######
-    ##...##
-    .....##
-    ....##.
-    ...##..
-    ...##..
-    ..##...
-    ..##...
-    ..##...
-    .......
-    .......
-    """,
-    """
-    .......
-    .#####.
-    ##...##
-    ##...##
-    .#####.
-    ##...##
-    ##...##
-    ##...##
-    ##...##
-    .#####.
-    .......
-    .......
-    """,
-    """
-    .......
-    .#####.
-    ##...##
-    ##...##
-    ##...##
-    .######
-    .....##
-    .....##
-    ....##.
-    .####..
-    .......
-    .......
-    """,
-)
-BITMAP_ROWS, BITMAP_COLS = 12, 7
-
-
-def digit_prototypes() -> torch.Tensor:
-    """The ten bitmaps as a (10, 84) tensor of +1 (ink) / -1 (background)."""
-    protos = []
-    for digit, art in enumerate(DIGIT_BITMAPS):
-        rows = [r.strip() for r in art.strip().splitlines()]
-        if len(rows) != BITMAP_ROWS or any(len(r) != BITMAP_COLS or set(r) - {"#", "."}
-                                           for r in rows):
-            raise ValueError(f"bitmap of digit {digit} is not {BITMAP_ROWS} rows of "
-                             f"{BITMAP_COLS} '#'/'.' characters")
-        protos.append([1.0 if c == "#" else -1.0 for c in "".join(rows)])
-    return torch.tensor(protos)
-
 
 @dataclass(frozen=True)
 class LeNet1998Config:
@@ -299,7 +138,7 @@ class PartialConv2d(nn.Module):
         return dense.index_put((self.conn_out, self.conn_in), self.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return conv2d(x, self.dense_weight(), self.bias)
+        return F.conv2d(x, self.dense_weight(), self.bias)
 
     def fan_ins(self) -> dict[str, torch.Tensor]:
         """Fan-in of the unit each weight/bias entry feeds (for the paper's initialization)."""
@@ -353,7 +192,7 @@ class LeNet1998(nn.Module):
             return Squash(cfg.amplitude, cfg.slope)
 
         self.features = nn.Sequential(OrderedDict([
-            ("c1", Conv2d(cfg.in_channels, 6, kernel_size=5)),  # 6 x 28 x 28
+            ("c1", nn.Conv2d(cfg.in_channels, 6, kernel_size=5)),  # 6 x 28 x 28
             ("act1", squash()),
             ("s2", Subsampling(6)),  # 6 x 14 x 14
             ("act2", squash()),
@@ -361,7 +200,7 @@ class LeNet1998(nn.Module):
             ("act3", squash()),
             ("s4", Subsampling(16)),  # 16 x 5 x 5
             ("act4", squash()),
-            ("c5", Conv2d(16, 120, kernel_size=5)),  # 120 x 1 x 1
+            ("c5", nn.Conv2d(16, 120, kernel_size=5)),  # 120 x 1 x 1
             ("act5", squash()),
         ]))
         self.classifier = nn.Sequential(OrderedDict([
@@ -393,46 +232,13 @@ class LeNet1998(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
 
-    def curvature_split(self) -> tuple[nn.Module, nn.Module]:
-        """For SDLM's curvature estimate: the network up to F6, and the fixed RBF layer,
-        whose squared distances are folded into the loss (as in the paper's appendix C)."""
-        return nn.Sequential(self.features, self.classifier[:-1]), self.classifier[-1]
-
 
 # Input scaling: background -0.1, ink 1.175 (mean ~0, variance ~1).
 # x = (p/255 - mean)/std: p=0 -> -mean/std = -0.1, p=255 -> (1-mean)/std = 1.175.
 PAPER_PREPROCESS = Preprocess(pad=2, mean=0.1 / 1.275, std=1 / 1.275)
 
-# The paper trains with one image per step and eta = 0.0005 for the first two passes,
-# estimating the curvature h once before each pass. One image per step is far too slow
-# here, so a step averages BATCH_SIZE images; the stable rate per step then stays about
-# that of one image (scaling eta by the batch size diverges within a few steps), so a
-# pass moves the weights much less than the paper's. What limits the rate is the first
-# pass: h estimated at the initial weights is ~1000x smaller than a few hundred steps
-# later, and a rate above 0.0003 saturates the network. Estimating h again every
-# HESSIAN_EVERY steps (the paper's estimate, just more often) makes 0.001 stable. Tuned
-# on a validation split (--val-split 0.1, seed 0, 20 passes; validation error after the
-# last pass): 0.0003 with h once per pass 1.32%; 0.001 with h every 250 steps 1.17%,
-# training error after 19 passes 0.41% (0.68% before); 0.002: 1.95% after 10 passes;
-# batch 8 with 0.0007 and h every 500 steps: 1.42% after 12 passes. The 1000-step
-# warm-up stays. "lecun1998" scales the rate by the paper's factors (1, 0.4, 0.2, 0.1,
-# 0.02 over passes 1-2, 3-5, 6-8, 9-12, 13+). See README.
-BATCH_SIZE = 16
-BASE_LR = 0.001
-HESSIAN_EVERY = 250
 
-
-@register_model(
-    "lenet5-1998",
-    preprocess=PAPER_PREPROCESS,
-    recipe=Recipe(optimizer="sdlm", lr=BASE_LR, schedule="lecun1998",
-                  optimizer_args={"refresh_every": HESSIAN_EVERY},
-                  epochs=20, batch_size=BATCH_SIZE, momentum=0.0, loss="map",
-                  loss_args={"j": 0.1},
-                  # float32 as the reproduction was measured; the paper's training error is
-                  # of the whole (undistorted) training set after each pass
-                  precision="fp32", train_eval=True),
-)
+@register_model("lenet5-1998", preprocess=PAPER_PREPROCESS)
 def lenet5_1998(num_classes: int = 10, in_channels: int = 1) -> LeNet1998:
     """LeNet-5 as in the 1998 paper: partial C3, trainable subsampling, RBF output (60,000)."""
     return LeNet1998(LeNet1998Config(num_classes=num_classes, in_channels=in_channels))

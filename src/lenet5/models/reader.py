@@ -16,9 +16,10 @@ measured on a validation split in docs/reader.md):
   Residual Networks", BMVC 2016), C5 narrower, and F6 goes.
 - **Dropout** before the output layer (Srivastava et al., JMLR 2014), off by default.
 
-The training recipe (label smoothing, a moving average of the weights, the augmentations
-of ``lenet5.data.augment``) is registered with the model; the input is MNIST's 28x28
-padded to 32x32, as for the rest of the family.
+The training recipe (``lenet5.training.recipes``: label smoothing, a moving average of the
+weights, the ``writing`` augmentation of ``lenet5.training.augment``) is what ``lenet5 train
+--model reader`` does; the input is MNIST's 28x28 padded to 32x32, as for the rest of the
+family.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from .registry import Recipe, register_model
+from .registry import register_model
 
 
 @dataclass(frozen=True)
@@ -91,11 +92,7 @@ class Reader(nn.Module):
         return self.classifier(self.features(x))
 
 
-READER_RECIPE = Recipe(optimizer="adam", lr=1e-2, schedule="cosine", epochs=20, batch_size=256,
-                       loss_args={"label_smoothing": 0.1}, ema=0.98)
-
-
-@register_model("reader", recipe=READER_RECIPE)
+@register_model("reader")
 def reader(num_classes: int = 10, in_channels: int = 1, **config) -> Reader:
     """LeNet-5's budget for people's writing: batch norm, wider convolutions, augmentation."""
     return Reader(num_classes, in_channels, ReaderConfig(**config))

@@ -11,7 +11,7 @@ import importlib.util
 
 from ..errors import Lenet5Error
 
-EXTRA = ("fastapi", "uvicorn", "multipart")  # python-multipart imports as `multipart`
+EXTRA = ("fastapi", "uvicorn", "multipart", "httptools")  # python-multipart imports as `multipart`
 
 
 def require_serve_extra() -> None:
@@ -22,12 +22,12 @@ def require_serve_extra() -> None:
         raise Lenet5Error(f"lenet5 serve needs {names}: pip install 'lenet5[serve]'")
 
 
-def create_app(checkpoints, **kwargs):
+def create_app(checkpoints, limits=None):
     """The FastAPI app serving ``checkpoints``; see :func:`lenet5.serve.app.create_app`."""
     require_serve_extra()
     from .app import create_app as _create_app
 
-    return _create_app(checkpoints, **kwargs)
+    return _create_app(checkpoints, limits)
 
 
 __all__ = ["create_app", "require_serve_extra"]

@@ -6,13 +6,15 @@ drawing page (plain HTML/JS/CSS from ``static/``, no build step).
     GET  /healthz       liveness
 
 Every bad request gets a 4xx and ``{"detail": "one line"}``; anything unexpected a 500 with
-the same shape. The server never dies from a request. Bodies are capped at 2 MB before
-they are read: by Content-Length, and by counting the bytes of a streamed body.
+the same shape. The server never dies from a request. What a request may cost is bounded
+(:mod:`.limits`: body size, decodes at a time; :mod:`.protocol`: time, connections).
 """
 
 from __future__ import annotations
 
-import json
+import logging
+from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,13 +28,15 @@ from PIL import Image
 from pydantic import BaseModel, Field, ValidationError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from .. import __version__
-from ..data.images import load_digit, mnistify
+from ..data.images import decode_pixels, load_digit, mnistify
 from ..errors import Lenet5Error
 from .engine import Batcher, Prediction, ServedModel, load_models
+from .limits import BodyLimit, Busy, DecodePool, Limits
 
-MAX_BODY_BYTES = 2 * 2**20
+log = logging.getLogger("lenet5.serve")
 STATIC = Path(__file__).parent / "static"
 SIDE = 28
 
@@ -61,10 +65,17 @@ class FeatureMaps(BaseModel):
 
 
 class PredictResponse(BaseModel):
+    """The most likely class is named three ways, as in ``lenet5 predict --json``."""
+
     model: str = Field(description="the id of the model that answered")
-    digit: int = Field(description="the most likely class")
-    probabilities: list[float] = Field(description="softmax of the scores, one per class, "
-                                                     "rounded to 6 decimals")
+    label: int = Field(description="the most likely class: its index, into `probabilities`")
+    class_name: str = Field(alias="class", description='its name: "7", or "Ankle boot" '
+                                                       "for a Fashion-MNIST model")
+    digit: int | None = Field(description="the digit that name is; null when the model's "
+                                          "classes are not digits")
+    probability: float = Field(description="its probability, rounded to 6 decimals")
+    probabilities: list[float] = Field(description="softmax of the scores, one per class in "
+                                                     "label order, rounded to 6 decimals")
     input: list[list[int]] = Field(description="the 28x28 uint8 image the model saw (ink 255)")
     activations: list[FeatureMaps] | None = Field(None, description="when asked for")
 
@@ -75,6 +86,7 @@ class ModelInfo(BaseModel):
     checkpoint: str = Field(description="the checkpoint's file name")
     parameters: int
     classes: int
+    class_names: list[str] = Field(description="the classes' names, in label order")
     test_accuracy: float | None = Field(description="as recorded in the checkpoint")
     layers: list[str] = Field(description="feature map layers it can show")
 
@@ -98,64 +110,8 @@ class ApiError(Exception):
         self.status, self.detail = status, detail
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
-class BodyLimit:
-    """ASGI middleware: refuse request bodies over ``max_bytes`` without reading them.
-
-    Not FastAPI's own ``max_body_size``: as of FastAPI 0.165 it answers a Content-Length
-    over the limit with a plain-text 413, and this API promises JSON errors throughout.
-    """
-
-    def __init__(self, app, max_bytes: int):
-        self.app, self.max_bytes = app, max_bytes
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None:
-            try:
-                size = int(declared)
-            except ValueError:
-                return await _send_json(send, 400, "Content-Length is not a number")
-            if size > self.max_bytes:
-                return await _send_json(send, 413, self._too_large())
-        received, started = 0, False
-
-        async def counting_receive():
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise BodyTooLarge
-            return message
-
-        async def watching_send(message):
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counting_receive, watching_send)
-        except BodyTooLarge:
-            if not started:
-                await _send_json(send, 413, self._too_large())
-
-    def _too_large(self) -> str:
-        return f"request body is larger than {self.max_bytes // 2**20} MB"
-
-
-async def _send_json(send, status: int, detail: str) -> None:
-    body = json.dumps({"detail": detail}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close")]})
-    await send({"type": "http.response.body", "body": body})
+def _peer(request: Request) -> str:
+    return f"{request.client.host}:{request.client.port}" if request.client else "a client"
 
 
 def _first_error(e: ValidationError | RequestValidationError) -> str:
@@ -174,23 +130,31 @@ _MULTIPART_SCHEMA = {
     "type": "object", "required": ["file"],
     "properties": {
         "file": {"type": "string", "format": "binary",
-                 "description": "an image of one digit (PNG, JPEG, ...), at most 4096x4096; "
-                                "preprocessed as `lenet5 predict` does"},
+                 "description": "an image of one digit (PNG, JPEG, BMP, GIF, WebP, TIFF, PPM), "
+                                "at most 16.8 megapixels decoded (a large JPEG is decoded at "
+                                "1/2, 1/4 or 1/8 scale); preprocessed as `lenet5 predict` does"},
         "model": {"type": "string", "description": "a model id from GET /api/models"},
         "activations": {"type": "boolean", "description": "also return the feature maps"},
     },
 }
 
 
-def create_app(checkpoints: list[str | Path], max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
-    """The app serving ``checkpoints`` (the first is the default model)."""
+def create_app(checkpoints: list[str | Path], limits: Limits | None = None) -> FastAPI:
+    """The app serving ``checkpoints`` (the first is the default model) within ``limits``."""
+    limits = limits or Limits()
     models = load_models(checkpoints)
+    decoder = DecodePool(limits.decode_workers, limits.decode_queue, limits.light_pixels)
     default = next(iter(models))
     batchers = {model_id: Batcher(m) for model_id, m in models.items()}
-    app = FastAPI(title="lenet5", version=__version__,
+    @asynccontextmanager
+    async def lifespan(app):
+        yield
+        decoder.close()
+
+    app = FastAPI(title="lenet5", version=__version__, lifespan=lifespan,
                   description="Draw a digit, watch LeNet-5 read it: predictions and feature maps.")
-    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
-    app.state.models = models
+    app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes, discard_bytes=limits.discard_bytes)
+    app.state.models, app.state.limits, app.state.decoder = models, limits, decoder
 
     @app.exception_handler(ApiError)
     async def api_error(request, e: ApiError):
@@ -203,6 +167,15 @@ def create_app(checkpoints: list[str | Path], max_body_bytes: int = MAX_BODY_BYT
     @app.exception_handler(RequestValidationError)
     async def bad_params(request, e: RequestValidationError):
         return JSONResponse({"detail": _first_error(e)}, status_code=422)
+
+    @app.exception_handler(Busy)
+    async def busy(request, e: Busy):
+        return JSONResponse({"detail": str(e)}, status_code=503, headers={"retry-after": "1"})
+
+    @app.exception_handler(ClientDisconnect)
+    async def gone(request, e: ClientDisconnect):  # nobody to answer; not an error of ours
+        log.info("%s left before sending the whole request", _peer(request))
+        return JSONResponse({"detail": "client disconnected"}, status_code=400)
 
     @app.exception_handler(Exception)
     async def internal(request, e: Exception):
@@ -217,15 +190,21 @@ def create_app(checkpoints: list[str | Path], max_body_bytes: int = MAX_BODY_BYT
 
     async def answer(served: ServedModel, digit: np.ndarray, activations: bool) -> PredictResponse:
         p: Prediction = await batchers[served.id].predict(digit, activations)
+        if not np.isfinite(p.probabilities).all():
+            raise ApiError(500, f"model {served.id!r} gave non-finite probabilities for this input")
         maps = [_feature_maps(k, v) for k, v in p.activations.items()] if activations else None
-        return PredictResponse.model_construct(model=served.id, digit=p.digit,
+        return PredictResponse.model_construct(model=served.id, label=p.label,
+                                               class_name=p.class_name, digit=p.digit,
+                                               probability=round(p.probability, 6),
                                                probabilities=[round(x, 6) for x in p.probabilities],
                                                input=digit.tolist(), activations=maps)
 
     errors: dict[int | str, dict[str, Any]] = {
         code: {"model": ErrorResponse, "description": text} for code, text in [
-            (413, "body over 2 MB"), (415, "neither JSON nor multipart"),
+            (408, "the request did not arrive in time"),
+            (413, f"body over {limits.max_body_bytes // 2**20} MB"), (415, "neither JSON nor multipart"),
             (422, "not an image, too large an image, bad pixels, unknown model"),
+            (503, "too many uploads waiting to be decoded, or too many connections"),
         ]}
 
     @app.post("/api/predict", response_model=PredictResponse, responses=errors,
@@ -248,7 +227,8 @@ def create_app(checkpoints: list[str | Path], max_body_bytes: int = MAX_BODY_BYT
             data = await file.read()
             served = pick(str(form.get("model", model) or "") or None)
             want = str(form.get("activations", activations)).lower() in ("true", "1", "yes", "on")
-            digit = await run_in_threadpool(load_digit, data, file.filename or "file")
+            digit = await decoder.run(load_digit, data, file.filename or "file",
+                                      pixels=partial(decode_pixels, data))
             return await answer(served, digit, want)
         if ctype in ("application/json", ""):
             body = await request.body()
@@ -264,14 +244,15 @@ def create_app(checkpoints: list[str | Path], max_body_bytes: int = MAX_BODY_BYT
         raise ApiError(415, f"send application/json or multipart/form-data, not {ctype!r}")
 
     @app.get("/api/models", response_model=ModelsResponse, summary="The models being served")
-    def list_models() -> ModelsResponse:
+    async def list_models() -> ModelsResponse:
         return ModelsResponse(default=default, models=[
             ModelInfo(id=m.id, model=m.name, checkpoint=m.path.name, parameters=m.parameters,
-                      classes=m.num_classes, test_accuracy=m.test_accuracy, layers=list(m.layers))
+                      classes=m.num_classes, class_names=list(m.predictor.classes),
+                      test_accuracy=m.test_accuracy, layers=list(m.layers))
             for m in models.values()])
 
     @app.get("/healthz", response_model=Health, summary="Liveness")
-    def healthz() -> Health:
+    async def healthz() -> Health:  # async: on the event loop, never behind a decode
         return Health(status="ok", models=len(models))
 
     @app.get("/", include_in_schema=False)

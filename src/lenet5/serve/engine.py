@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,19 +23,21 @@ from torch import nn
 
 from ..errors import Lenet5Error
 from ..models.features import feature_layers
-from ..predict import Predictor
-
-
-@dataclass
-class Prediction:
-    digit: int
-    probabilities: list[float]
-    activations: dict[str, np.ndarray] = field(default_factory=dict)  # "C1" -> (maps, H, W)
+from ..predict import Prediction, Predictor
 
 
 def feature_outputs(model: nn.Module) -> dict[str, nn.Module]:
     """``{"C1": module, ...}``: the modules whose outputs the page shows (named layers only)."""
     return {f.label: f.output for f in feature_layers(model, fallback=False)}
+
+
+def recorded_accuracy(metrics) -> float | None:
+    """The test accuracy a checkpoint records, if it records a usable one."""
+    test = metrics.get("test") if isinstance(metrics, dict) else None
+    acc = test.get("acc") if isinstance(test, dict) else None
+    if isinstance(acc, (int, float)) and not isinstance(acc, bool) and 0 <= acc <= 1:
+        return float(acc)
+    return None
 
 
 class ServedModel:
@@ -53,21 +54,32 @@ class ServedModel:
         self.num_classes = len(self.predictor.classes)
         self.parameters = sum(p.numel() for p in self.model.parameters())
         self.layers = feature_outputs(self.model)
+        self.test_accuracy = recorded_accuracy(self.metrics)
         self._lock = threading.Lock()
         self._caught: dict[str, list[torch.Tensor]] | None = None  # per label, per chunk
         for label, module in self.layers.items():
             module.register_forward_hook(self._catcher(label))
+        self._probe()
+
+    def _probe(self) -> None:
+        """Answer two digits now, so that a checkpoint the model cannot use is refused at
+        start-up in one line, not with a 500 for every request."""
+        probe = np.zeros((2, 28, 28), dtype=np.uint8)
+        probe[1, 6:22, 12:16] = 255  # a "1"
+        try:
+            answers = self.predict_batch(probe, activations=True)
+        except Exception as e:  # whatever the checkpoint's numbers make the model do
+            first = (str(e).strip().splitlines() or [""])[0]
+            raise Lenet5Error(f"{self.path}: the model cannot read a digit "
+                              f"({type(e).__name__}: {first})") from None
+        if not all(np.isfinite(a.probabilities).all() for a in answers):
+            raise Lenet5Error(f"{self.path}: the model gives non-finite probabilities")
 
     def _catcher(self, label: str):
         def hook(module, inputs, output):
             if self._caught is not None:
                 self._caught.setdefault(label, []).append(output.detach())
         return hook
-
-    @property
-    def test_accuracy(self) -> float | None:
-        acc = self.metrics.get("test", {}).get("acc")
-        return float(acc) if acc is not None else None
 
     def predict(self, digit: np.ndarray, activations: bool = False) -> Prediction:
         """Probabilities (softmax of the scores) for one 28x28 uint8 digit."""
@@ -80,12 +92,14 @@ class ServedModel:
         with self._lock:
             self._caught = {} if activations else None
             try:
-                probs = self.predictor.probabilities(digits).numpy()
+                probs = self.predictor.probabilities(digits)
             finally:
                 caught, self._caught = self._caught or {}, None
         maps = {k: torch.cat(v).float().numpy() for k, v in caught.items()}
-        return [Prediction(int(p.argmax()), p.tolist(), {k: v[i] for k, v in maps.items()})
-                for i, p in enumerate(probs)]
+        preds = self.predictor.predictions(probs, top=1)
+        for i, pred in enumerate(preds):
+            pred.activations = {k: v[i] for k, v in maps.items()}
+        return preds
 
 
 class Batcher:
@@ -143,5 +157,12 @@ def load_models(paths: list[str | Path]) -> dict[str, ServedModel]:
         while model_id in models:
             n += 1
             model_id = f"{stem}-{n}"
-        models[model_id] = ServedModel(model_id, path)
+        try:
+            models[model_id] = ServedModel(model_id, path)
+        except Lenet5Error:
+            raise
+        except Exception as e:  # a checkpoint whose numbers break the model: one line
+            first = (str(e).strip().splitlines() or [""])[0]
+            raise Lenet5Error(f"{path}: cannot serve this checkpoint ({type(e).__name__}: {first})"
+                              ) from None
     return models

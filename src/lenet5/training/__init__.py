@@ -1,5 +1,8 @@
-"""Training: the config, the loop, optimizers, schedules and losses by name."""
+"""Training: the config, the loop and its hooks, optimizers, schedules, losses and
+augmentations by name."""
 
+from .augment import list_augmentations, register_augmentation
+from .callbacks import Callback, Loop
 from .config import TrainConfig
 from .device import pick_device, seed_everything
 from .losses import build_loss, list_losses, register_loss, reported_loss
@@ -14,6 +17,10 @@ from .optim import (
 from .train import TrainResult, train
 
 __all__ = [
+    "Callback",
+    "Loop",
+    "list_augmentations",
+    "register_augmentation",
     "TrainConfig",
     "TrainResult",
     "build_loss",

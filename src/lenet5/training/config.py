@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..models import get_model_entry
+from ..errors import Lenet5Error
+from .recipes import recipe_for
 
 
 @dataclass
@@ -30,6 +31,8 @@ class TrainConfig:
     device: str = "auto"
     val_split: float = 0.0
     distort: float = 0.0  # share of training images randomly distorted (data/distort.py); 0: off
+    # Other augmentations by name (training/augment.py), with their options: {"name": {...}}.
+    augment: dict[str, dict[str, Any]] = field(default_factory=dict)
     eval_batch_size: int = 512
     # The (train set) line: False, running averages over the epoch's batches (free, as Keras
     # reports them); True, the whole training set evaluated after the epoch (exact, one more pass).
@@ -44,11 +47,12 @@ class TrainConfig:
     precision: str = "auto"  # auto: bf16 autocast for training where the CPU has native bf16
     out: str | None = None  # checkpoint path; None: keep in memory only
     progress: bool | None = None  # None: a bar only on a terminal
+    tensorboard: str | None = None  # a directory for TensorBoard's event files; None: none
 
     @classmethod
     def for_model(cls, model: str, **overrides: Any) -> TrainConfig:
         """The model's recipe, with every override that is not None applied on top."""
-        recipe = get_model_entry(model).recipe.to_dict()
+        recipe = recipe_for(model).to_dict()
         known = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in recipe.items() if k in known}
         # the recipe's loss/optimizer options belong to the recipe's loss/optimizer: they
@@ -76,3 +80,31 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "the config") -> TrainConfig:
+        """A config read back from a file (a resume state): unknown keys are dropped, and a
+        value of the wrong type is refused with a clear error, before anything is built."""
+        if not isinstance(values, dict):
+            raise Lenet5Error(f"{source} is not a mapping of settings")
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        for name, value in values.items():
+            if name in known and not _has_type(value, known[name].type):
+                raise Lenet5Error(f"{source}: {name} is {value!r}, not a {known[name].type}")
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+_TYPES = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,), "None": (type(None),)}
+
+
+def _has_type(value: Any, annotation: str) -> bool:
+    """Whether ``value`` fits a field annotated ``annotation`` (``"float"``, ``"str | None"``,
+    ``"dict[str, Any]"``); a bool is no int here (``distort: true``, of older configs, is 1.0)."""
+    for option in annotation.split(" | "):
+        if option.startswith("dict"):
+            if isinstance(value, dict):
+                return True
+        elif isinstance(value, _TYPES[option]) and not (
+                isinstance(value, bool) and option == "int"):
+            return True
+    return False

@@ -20,12 +20,13 @@ def list_losses() -> list[str]:
     return LOSSES.names()
 
 
-def build_loss(name: str, **kwargs: Any) -> LossFn:
-    """The loss ``name`` as ``fn(outputs, targets) -> mean loss``.
+# Options that shape only training: the loss the metrics lines and checkpoints report is
+# the same loss without them (with label smoothing, the reported loss stays the plain NLL).
+TRAINING_ONLY: dict[str, tuple[str, ...]] = {"cross_entropy": ("label_smoothing",)}
 
-    A loss whose options only shape training (label smoothing) carries the loss to report
-    as ``fn.evaluation``; :func:`reported_loss` picks it.
-    """
+
+def build_loss(name: str, **kwargs: Any) -> LossFn:
+    """The loss ``name`` as ``fn(outputs, targets) -> mean loss``."""
     factory = LOSSES.get(name)
     try:
         return factory(**kwargs)
@@ -33,10 +34,17 @@ def build_loss(name: str, **kwargs: Any) -> LossFn:
         raise Lenet5Error(f"loss {name!r}: {e}") from None
 
 
-def reported_loss(loss_fn: LossFn) -> LossFn:
-    """The loss the metrics lines and checkpoints report for a training loss: the same,
-    except that label smoothing is off (the reported loss stays the plain NLL)."""
-    return getattr(loss_fn, "evaluation", loss_fn)
+def build_losses(name: str, **kwargs: Any) -> tuple[LossFn, LossFn]:
+    """(the loss to train with, the loss to report): the same function when no option
+    shapes only training."""
+    loss = build_loss(name, **kwargs)
+    reported = {k: v for k, v in kwargs.items() if k not in TRAINING_ONLY.get(name, ())}
+    return loss, (loss if reported == kwargs else build_loss(name, **reported))
+
+
+def reported_loss(name: str, **kwargs: Any) -> LossFn:
+    """The loss the metrics report for a model trained with ``build_loss(name, **kwargs)``."""
+    return build_losses(name, **kwargs)[1]
 
 
 @register_loss("cross_entropy")
@@ -46,8 +54,6 @@ def cross_entropy(label_smoothing: float = 0.0) -> LossFn:
 
     def fn(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(logits, target, label_smoothing=label_smoothing)
-    if label_smoothing:
-        fn.evaluation = cross_entropy()
     return fn
 
 

@@ -1,15 +1,15 @@
-"""Optimizers and learning-rate schedules by name (``--optimizer``, ``--schedule``), and the
-moving average of the weights (``--ema``)."""
+"""Optimizers and learning-rate schedules by name (``--optimizer``, ``--schedule``)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 
 import torch
 from torch.optim.lr_scheduler import LRScheduler
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..errors import Lenet5Error
+from ..fastpath.compat import has_step_hooks, public_only
 from ..registry import Registry
 from .sdlm import SDLM
 
@@ -53,32 +53,36 @@ def _sgd(params, lr, weight_decay, momentum, **kw):
 class _DirectFusedStep:
     """Adam or AdamW (``fused=True``) whose step, once the state exists, is the fused
     kernel called with the tensor lists: what ``Optimizer.step`` ends in, without the
-    Python around it (checks, grouping, profiler hooks). Right after a backward pass that
-    Python runs cold: LeNet-5's step took ~0.35 ms against ~0.15 ms this way, and a whole
-    training step is ~1.3% faster (benchmarks/README.md). The same kernel and arguments,
-    so the same update, bit for bit; every other case (no state yet, step hooks, a
-    closure, AMSGrad, a tensor learning rate, a gradient scaler, missing or sparse
-    gradients) takes ``Optimizer.step``.
+    Python around it (checks, grouping, profiler hooks), which runs cold right after a
+    backward pass (benchmarks/README.md). The same kernel and arguments, so the same
+    update, bit for bit; every other case (no state yet, step hooks, a closure, AMSGrad, a
+    tensor learning rate, a gradient scaler, missing or sparse gradients) takes
+    ``Optimizer.step``, and so does every step where the kernel is private API that
+    fails its check or ``LENET5_PUBLIC_TORCH=1`` is set (:func:`_fused_kernel`).
     """
 
-    _kernel = staticmethod(torch._fused_adam_)
+    _kernel_name = "_fused_adam_"
+    public: type[torch.optim.Optimizer]  # the optimizer this one steps like
 
     def step(self, closure=None):
-        lists = None if closure is not None else self._direct_lists()
+        kernel = None if closure is not None else _fused_kernel(type(self))
+        lists = None if kernel is None else self._direct_lists()
         if lists is None:
             return super().step(closure)
+        self._direct_step(kernel, lists)
+        return None
+
+    def _direct_step(self, kernel, lists) -> None:
         for group, (params, grads, exp_avgs, exp_avg_sqs, steps) in zip(self.param_groups, lists):
             torch._foreach_add_(steps, 1)
             beta1, beta2 = group["betas"]
-            self._kernel(params, grads, exp_avgs, exp_avg_sqs, [], steps, amsgrad=False,
-                         lr=group["lr"], beta1=beta1, beta2=beta2,
-                         weight_decay=group["weight_decay"], eps=group["eps"],
-                         maximize=group["maximize"], grad_scale=None, found_inf=None)
-        return None
+            kernel(params, grads, exp_avgs, exp_avg_sqs, [], steps, amsgrad=False,
+                   lr=group["lr"], beta1=beta1, beta2=beta2,
+                   weight_decay=group["weight_decay"], eps=group["eps"],
+                   maximize=group["maximize"], grad_scale=None, found_inf=None)
 
     def _direct_lists(self) -> list[tuple[list[torch.Tensor], ...]] | None:
-        if (self._optimizer_step_pre_hooks or self._optimizer_step_post_hooks
-                or getattr(self, "grad_scale", None) is not None
+        if (has_step_hooks(self) or getattr(self, "grad_scale", None) is not None
                 or getattr(self, "found_inf", None) is not None):
             return None
         lists = []
@@ -99,11 +103,47 @@ class _DirectFusedStep:
 class FusedAdam(_DirectFusedStep, torch.optim.Adam):
     """``torch.optim.Adam(fused=True)`` with the direct step of :class:`_DirectFusedStep`."""
 
+    public = torch.optim.Adam
+
 
 class FusedAdamW(_DirectFusedStep, torch.optim.AdamW):
     """``torch.optim.AdamW(fused=True)`` with the direct step of :class:`_DirectFusedStep`."""
 
-    _kernel = staticmethod(torch._fused_adamw_)
+    _kernel_name = "_fused_adamw_"
+    public = torch.optim.AdamW
+
+
+def _fused_kernel(cls: type[_DirectFusedStep]):
+    """The private fused kernel ``cls`` calls directly, or None: ``Optimizer.step``."""
+    return None if public_only() else _checked_kernel(cls)
+
+
+@functools.cache
+def _checked_kernel(cls: type[_DirectFusedStep]):
+    """``torch._fused_adam_`` (or ``_adamw_``) where it exists and three steps through it
+    give the public optimizer's weights bit for bit (a change of its signature or meaning
+    in a later torch fails here, and the public step is used)."""
+    kernel = getattr(torch, cls._kernel_name, None)
+    if kernel is None or not hasattr(torch, "_foreach_add_"):
+        return None
+    weights = []
+    try:
+        for direct in (True, False):
+            p = torch.nn.Parameter(torch.linspace(-1.0, 1.0, 12).view(3, 4))
+            opt = (cls if direct else cls.public)([p], lr=0.1, weight_decay=0.01, fused=True)
+            for step in range(3):
+                p.grad = torch.linspace(0.5, -0.25, 12).view(3, 4) * (step + 1)
+                lists = opt._direct_lists() if direct and step else None
+                if direct and step and lists is None:
+                    return None  # the direct route would never run
+                if lists is None:
+                    cls.public.step(opt)
+                else:
+                    opt._direct_step(kernel, lists)
+            weights.append(p.detach())
+    except (AttributeError, KeyError, RuntimeError, TypeError):
+        return None
+    return kernel if torch.equal(*weights) else None
 
 
 # Adam and AdamW use the fused kernel (one pass over all parameters per step, CPU and
@@ -170,54 +210,3 @@ def _lecun1998(optimizer, epochs, steps_per_epoch):
         return warmup * lecun1998_factor(1 + step // steps_per_epoch)
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-def weight_average(model: torch.nn.Module, decay: float) -> AveragedModel | None:
-    """An exponential moving average of ``model``'s weights (and buffers), or None for 0.
-
-    After each step ``average.update_parameters(model)`` moves every averaged weight a
-    fraction ``1 - decay`` of the way to the model's (PyTorch's ``AveragedModel`` with its
-    EMA rule, one fused ``lerp`` over all weights). Evaluated instead of the raw weights it
-    smooths out the last steps' noise: with a high learning rate that is worth a good part
-    of what decaying the rate would give, without waiting for the decay.
-    """
-    if not 0.0 <= decay < 1.0:
-        raise Lenet5Error(f"--ema must be in [0, 1), not {decay}")
-    if decay == 0.0:
-        return None
-    return _ExponentialAverage(model, multi_avg_fn=get_ema_multi_avg_fn(decay),
-                               use_buffers=True, decay=decay)
-
-
-class _ExponentialAverage(AveragedModel):
-    """``AveragedModel`` with the EMA rule, updated by one ``lerp`` over cached lists.
-
-    ``AveragedModel.update_parameters`` gathers and groups the tensors anew on every call:
-    ~0.4 ms a step for LeNet-5, 5% of an epoch. After its first call (which copies the
-    weights) the tensors are the same every step, so they are gathered once; the values,
-    the state dict and ``n_averaged`` are those of ``AveragedModel``.
-    """
-
-    def __init__(self, model: torch.nn.Module, *, decay: float, **kwargs):
-        super().__init__(model, **kwargs)
-        self.decay = decay
-        self._cached: tuple[list[torch.Tensor], list[torch.Tensor], torch.nn.Module] | None = None
-
-    @staticmethod
-    def _tensors(model: torch.nn.Module) -> list[torch.Tensor]:
-        return [t.detach() for t in (*model.parameters(), *model.buffers())]
-
-    def update_parameters(self, model: torch.nn.Module, steps: int = 1) -> None:
-        """Move the average towards ``model``; ``steps``: the number of steps this update
-        stands for (after a step of twice the batch, 2: the decay applies twice, so the
-        average spans the same number of images)."""
-        cached = self._cached
-        if cached is None or cached[2] is not model:
-            for _ in range(steps):  # the first update copies the weights
-                super().update_parameters(model)
-            mine, theirs = self._tensors(self.module), self._tensors(model)
-            if all(t.is_floating_point() for t in mine):  # else: always AveragedModel's way
-                self._cached = (mine, theirs, model)
-            return
-        torch._foreach_lerp_(cached[0], cached[1], 1 - self.decay ** steps)
-        self.n_averaged += steps

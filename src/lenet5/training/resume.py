@@ -1,4 +1,4 @@
-"""Resumable training: the run's state after every epoch, and the metrics log appended.
+"""Resumable training: the run's state after every epoch.
 
 A run with a checkpoint path ``runs/classic.safetensors`` keeps ``runs/classic.state.pt``
 beside it while it is unfinished: written (atomically) before the first epoch and after
@@ -7,14 +7,17 @@ the loop's future depends on, so ``lenet5 train --resume runs/classic.state.pt``
 on from the last completed epoch and ends with exactly the numbers of a run never
 interrupted (same seed, same machine, CPU):
 
-- the model's weights, the optimizer's state, the learning-rate schedule's state, and the
-  moving average of the weights when the run keeps one (``--ema``);
-- every random generator the loop draws from: the named ``torch.Generator``s the loop
-  registers (``shuffle``, ...) and the global torch, CUDA, NumPy and Python states;
+- the model's weights, the optimizer's state and the learning-rate schedule's state;
+- the state of every hook of the loop, under the hook's name (``Callback.state_dict``:
+  the moving average of the weights, the generators of the augmentations and of SDLM's
+  curvature samples, ...), without this module knowing what they hold;
+- every random generator the loop draws from: its own named ``torch.Generator``s
+  (``shuffle``) and the global torch, CUDA, NumPy and Python states;
 - the epoch, the history of per-epoch records, the config and the dataset's description.
 
 Only tensors, numbers, strings, lists and dicts go in, so it is read back with
-``torch.load(weights_only=True)``: nothing is unpickled.
+``torch.load(weights_only=True)``: nothing is unpickled. A state that does not hold what
+it should is refused with one line naming what is wrong.
 
 An interrupted epoch is simply done again: the state on disk is always that of a
 completed epoch, never of half of one.
@@ -26,7 +29,7 @@ import dataclasses
 import io
 import json
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +38,15 @@ import torch
 from torch import nn
 
 from ..data import Dataset, load_dataset
+from ..data.folder import folder_format
 from ..errors import Lenet5Error
-from ..io import atomic_write_bytes, atomic_write_text
+from ..io import atomic_write_bytes
+from ..models import get_model_entry
+from .callbacks import Callback
 from .config import TrainConfig
 
 FORMAT = "lenet5-train-state"
-VERSION = 1
+VERSION = 2  # 2: hooks' states under their names (1: the weight average and generators apart)
 STATE_SUFFIX = ".state.pt"
 
 
@@ -106,24 +112,94 @@ def load_state(path: str | Path) -> dict[str, Any]:
         raise Lenet5Error(f"{path} is not a lenet5 training state ({type(e).__name__})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise Lenet5Error(f"{path} is not a lenet5 training state")
-    if state.get("version", 0) > VERSION:
-        raise Lenet5Error(f"{path} was written by a newer lenet5 (format {state['version']})")
+    version = state.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise Lenet5Error(f"{path}: the training state has no valid format version")
+    if version > VERSION:
+        raise Lenet5Error(f"{path} was written by a newer lenet5 (format {version})")
+    if version == 1:
+        state = _from_version_1(state)
+    problem = _malformed(state)
+    if problem:
+        raise Lenet5Error(f"{path}: malformed training state: {problem}")
+    return state
+
+
+# what each entry of a state must be: (its type, what to call it in an error)
+_ENTRIES = {
+    "epoch": (int, "an epoch number"),
+    "model": (dict, "the weights"),
+    "optimizer": (dict, "the optimizer's state"),
+    "schedule": ((dict, type(None)), "the schedule's state"),
+    "generators": (dict, "the generators"),
+    "callbacks": (dict, "the hooks' states"),
+    "rng": (dict, "the random states"),
+    "history": (list, "the history"),
+    "config": (str, "the config (JSON)"),
+    "dataset": (str, "the dataset's description (JSON)"),
+}
+
+
+def _malformed(state: dict) -> str | None:
+    """What is wrong with ``state``'s layout, or None."""
+    for key, (kind, what) in _ENTRIES.items():
+        if not isinstance(state.get(key), kind) or isinstance(state.get(key), bool):
+            return f"{key!r} is not {what}"
+    if state["epoch"] < 0:
+        return f"epoch {state['epoch']}"
+    if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state["model"].items()):
+        return "'model' is not a mapping of names to tensors"
+    if not all(isinstance(v, torch.Tensor) for v in state["generators"].values()):
+        return "'generators' holds something other than generator states"
+    if not all(isinstance(v, dict) for v in state["callbacks"].values()):
+        return "'callbacks' holds something other than a hook's state"
+    try:
+        history = [json.loads(r) for r in state["history"]]
+        for name in ("config", "dataset"):
+            if not isinstance(json.loads(state[name]), dict):
+                return f"{name!r} is not a JSON object"
+    except (TypeError, ValueError):
+        return "the history, the config or the dataset is not JSON"
+    if len(history) != state["epoch"] or not all(isinstance(r, dict) for r in history):
+        return f"the history does not hold one record for each of the {state['epoch']} epochs"
+    return None
+
+
+def _from_version_1(state: dict) -> dict:
+    """A state of format 1, when the weight average and the generators of distortions and
+    curvature samples were the loop's own, as hooks' states."""
+    state = dict(state)
+    generators = dict(state.get("generators") or {})
+    hooks: dict[str, dict] = {}
+    for name in ("distort", "curvature"):
+        if name in generators:
+            hooks[name] = {"generator": generators.pop(name)}
+    average = state.pop("average", None)
+    if isinstance(average, dict) and "n_averaged" in average:
+        hooks["ema"] = {"weights": {k.removeprefix("module."): v for k, v in average.items()
+                                    if k.startswith("module.")},
+                        "updates": int(average["n_averaged"])}
+    state.update(generators=generators, callbacks=hooks, version=VERSION)
     return state
 
 
 class RunState:
     """What :func:`train` needs to save and restore for ``--resume``.
 
-    ``generators`` are the named generators the loop draws from (``{"shuffle": g}``); a
-    new source of randomness (augmentation, sampling) adds its generator to this dict and
-    is saved and restored with the rest, no other change needed.
+    ``generators`` are the loop's own named generators (``{"shuffle": g}``); ``callbacks``
+    are its hooks, each saved and restored under its ``name`` with ``state_dict`` and
+    ``load_state_dict``: a new source of randomness or of state (an augmentation, a
+    sampler) is a hook holding its own, and is carried over with no change here.
     """
 
     def __init__(self, path: Path | None, *, model: nn.Module, optimizer: torch.optim.Optimizer,
                  schedule: Any, generators: dict[str, torch.Generator], config: dict,
-                 dataset: dict, epochs: int, average: nn.Module | None = None):
+                 dataset: dict, epochs: int, callbacks: Sequence[Callback] = ()):
         self.path, self.model, self.optimizer, self.schedule = path, model, optimizer, schedule
-        self.average = average  # the moving average of the weights (--ema), if any
+        self.callbacks = list(callbacks)
+        names = [cb.name for cb in self.callbacks]
+        if len(set(names)) != len(names):
+            raise ValueError(f"two hooks of the loop have the same name: {sorted(names)}")
         self.generators, self.config, self.dataset, self.epochs = generators, config, dataset, epochs
 
     def start(self, resume: dict | None, history: list[dict]) -> int:
@@ -131,20 +207,25 @@ class RunState:
         if resume is None:
             self.save(0, history)
             return 1
-        self.model.load_state_dict(resume["model"])
-        self.optimizer.load_state_dict(resume["optimizer"])
+        if not resume["epoch"] < self.epochs:
+            raise Lenet5Error(f"--resume: the state is of epoch {resume['epoch']}, and the run "
+                              f"has {self.epochs}")
+        _restore("the weights", self.model.load_state_dict, resume["model"])
+        _restore("the optimizer's state", self.optimizer.load_state_dict, resume["optimizer"])
         if self.schedule is not None:
-            self.schedule.load_state_dict(resume["schedule"])
-        if self.average is not None:
-            if resume.get("average") is None:
-                raise Lenet5Error("--resume: the state has no moving average of the weights")
-            self.average.load_state_dict(resume["average"])
-        missing = sorted(set(self.generators) - set(resume["generators"]))
-        if missing:
-            raise Lenet5Error(f"--resume: the state has no {', '.join(missing)} generator state")
+            _restore("the schedule's state", self.schedule.load_state_dict, resume["schedule"])
         for name, gen in self.generators.items():
-            gen.set_state(resume["generators"][name])
-        _set_rng_state(resume["rng"])
+            if name not in resume["generators"]:
+                raise Lenet5Error(f"--resume: the state has no {name} generator state")
+            _restore(f"the {name} generator's state", gen.set_state, resume["generators"][name])
+        for cb in self.callbacks:
+            saved = resume["callbacks"].get(cb.name)
+            if saved is None:
+                if cb.state_dict():
+                    raise Lenet5Error(f"--resume: the state has nothing for the {cb.name} hook")
+                continue
+            _restore(f"the {cb.name} hook's state", cb.load_state_dict, saved)
+        _restore("the random states", _set_rng_state, resume["rng"])
         history[:] = [json.loads(r) for r in resume["history"]]
         return resume["epoch"] + 1
 
@@ -163,8 +244,8 @@ class RunState:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict() if self.schedule is not None else None,
-            "average": self.average.state_dict() if self.average is not None else None,
             "generators": {k: g.get_state() for k, g in self.generators.items()},
+            "callbacks": {cb.name: cb.state_dict() for cb in self.callbacks},
             "rng": _rng_state(),
             "history": [json.dumps(r) for r in history],  # exactly as logged
             "config": json.dumps(self.config),
@@ -180,31 +261,20 @@ class RunState:
             self.path.unlink(missing_ok=True)
 
 
-# ---------------------------------------------------------------------------- metrics log
-
-def append_record(log_path: Path, record: dict) -> None:
-    """Add ``record`` to the JSON-lines log, atomically, after the records of earlier epochs.
-
-    Records of this epoch or later (left by a run interrupted after logging an epoch but
-    before saving its state, or by an earlier run with the same path) are dropped, so a
-    resumed run appends and never duplicates; epoch 1 starts a fresh log.
-    """
-    kept = []
-    if record["epoch"] > 1 and log_path.is_file():
-        for line in log_path.read_text().splitlines():
-            try:
-                if json.loads(line)["epoch"] < record["epoch"]:
-                    kept.append(line)
-            except (ValueError, KeyError, TypeError):
-                continue  # not a record of ours
-    atomic_write_text(log_path, "".join(x + "\n" for x in [*kept, json.dumps(record)]))
+def _restore(what: str, load, state: Any) -> None:
+    """``load(state)``, with a state that does not fit refused in one line."""
+    try:
+        load(state)
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise Lenet5Error(f"--resume: {what} in the state does not fit this run: {first}") from None
 
 
 # ---------------------------------------------------------------------------- the config
 
 # Settings a resumed run may change: where it runs and reads its data, and what it shows.
 # Every other TrainConfig field defines the run, and a resumed run keeps its own.
-CHANGEABLE = ("device", "data_dir", "progress")
+CHANGEABLE = ("device", "data_dir", "progress", "tensorboard")
 
 
 def resumed_config(state: dict, state_path: Path, given: Mapping[str, Any]) -> dict[str, Any]:
@@ -215,7 +285,8 @@ def resumed_config(state: dict, state_path: Path, given: Mapping[str, Any]) -> d
     error; the checkpoint goes beside the state file, wherever that is now.
     """
     config = json.loads(state["config"])
-    saved_out = Path(config["out"])
+    TrainConfig.from_dict(config, "--resume: the run's config")  # every value of its type
+    saved_out = Path(config.get("out") or "run.safetensors")
     config["out"] = str(state_path.with_name(
         state_path.name.removesuffix(STATE_SUFFIX) + saved_out.suffix))
     for f in dataclasses.fields(TrainConfig):
@@ -244,13 +315,24 @@ def prepare_resume(path: str | Path, given: Mapping[str, Any], limit: int | None
     state = load_state(state_path)
     config = resumed_config(state, state_path, given)
     described = json.loads(state["dataset"])
-    if limit is not None and limit != described.get("limit"):
+    saved_limit = described.get("limit")
+    if saved_limit is not None and (not isinstance(saved_limit, int) or isinstance(saved_limit, bool)
+                                    or saved_limit < 1):
+        raise Lenet5Error(f"--resume: {state_path}: the dataset's limit {saved_limit!r} is not "
+                          "a number of images")
+    if limit is not None and limit != saved_limit:
         raise Lenet5Error(f"--resume: --limit {limit} differs from the run's "
-                          f"{described.get('limit')} (leave the flag out)")
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    cfg = TrainConfig(**{k: v for k, v in config.items() if k in known})
-    data = load_dataset(cfg.dataset, cfg.data_dir, for_model=cfg.model).head(described.get("limit"))
+                          f"{saved_limit} (leave the flag out)")
+    cfg = TrainConfig.from_dict(config, "--resume: the run's config")
+    entry = get_model_entry(cfg.model)
+    data = load_dataset(cfg.dataset, cfg.data_dir,
+                        image_format=folder_format(entry.input_size, entry.preprocess.pad)
+                        ).head(saved_limit)
     if data.content_hash != described.get("sha256"):
         raise Lenet5Error(f"--resume: the {cfg.dataset} data here differs from the data the run "
                           "was trained on (content hash)")
+    for arg, wanted in (("num_classes", len(data.classes)), ("in_channels", data.in_channels)):
+        if cfg.model_args.get(arg, wanted) != wanted:  # checked before the model is built
+            raise Lenet5Error(f"--resume: the run's model has {arg}={cfg.model_args[arg]!r}, "
+                              f"and its data {wanted}")
     return cfg, data, state

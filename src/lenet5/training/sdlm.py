@@ -24,14 +24,14 @@ product. Elementwise nonlinearities multiply by f'^2; flatten and max-pooling ro
 values; average pooling divides by the window area squared.
 
 The second derivatives the backward pass starts from are the diagonal of the loss's
-Hessian with respect to the model's output. A model may define ``curvature_split() ->
-(body, head)`` with a parameter-free ``head``: the pass then starts at the body's output
-with the head folded into the loss (lenet5-1998's RBF layer, whose squared distances
-supply the curvature 2 per F6 unit, as in the paper).
+Hessian with respect to the model's output. Layers at the end of the model that these
+rules do not cover and that have no trainable weights are folded into the loss, whose
+Hessian is then taken at their input, exactly (lenet5-1998's RBF layer with its fixed
+prototypes, whose squared distances supply the curvature 2 per F6 unit, as in the paper).
 
-Use with ``lenet5.training.train``: the loop calls :meth:`SDLM.prepare_epoch` before each
-pass with a function that returns training samples. Without it (h = 0) SDLM is plain SGD
-with step eta / mu.
+Use with ``lenet5.training.train``: its :class:`CurvatureEstimate` hook calls
+:meth:`SDLM.prepare_epoch` before each pass with a function that returns training samples.
+Without it (h = 0) SDLM is plain SGD with step eta / mu.
 """
 
 from __future__ import annotations
@@ -43,15 +43,23 @@ from torch import nn
 from torch.func import functional_call, hessian, vmap
 
 from ..errors import Lenet5Error
+from .callbacks import Callback, Loop
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 _ELEMENTWISE = (nn.Tanh, nn.ReLU, nn.Sigmoid, nn.LeakyReLU, nn.GELU, nn.ELU, nn.SiLU)
 _IDENTITY = (nn.Dropout, nn.Identity)
+_ROUTING = (nn.Flatten, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d)
 
 
 def _is_elementwise(module: nn.Module) -> bool:
     return isinstance(module, _ELEMENTWISE) or getattr(module, "elementwise", False)
+
+
+def _has_rule(module: nn.Module) -> bool:
+    """Whether :func:`_back` carries second derivatives through ``module``."""
+    return (any(True for _ in module.parameters()) or _is_elementwise(module)
+            or isinstance(module, _IDENTITY + _ROUTING))
 
 
 def _back(module: nn.Module, x: torch.Tensor, d2: torch.Tensor, h: dict[str, torch.Tensor],
@@ -75,7 +83,7 @@ def _back(module: nn.Module, x: torch.Tensor, d2: torch.Tensor, h: dict[str, tor
         return d2 * fprime.square()
     if isinstance(module, _IDENTITY):
         return d2
-    if isinstance(module, (nn.Flatten, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d)):
+    if isinstance(module, _ROUTING):
         xg = x.detach().clone().requires_grad_()
         (back,) = torch.autograd.grad(module(xg), xg, grad_outputs=d2)  # sum_i M_ij d2_i
         if isinstance(module, nn.AvgPool2d):  # M_ij = 1/area: M_ij^2 = M_ij / area
@@ -89,16 +97,17 @@ def _back(module: nn.Module, x: torch.Tensor, d2: torch.Tensor, h: dict[str, tor
 
 
 @torch.no_grad()
-def _record_chain(body: nn.Module, x: torch.Tensor) -> tuple[list, torch.Tensor]:
-    """The leaf modules of ``body`` in the order they run, with their inputs; ``body``
-    must be a chain (each leaf's input is the previous leaf's output)."""
-    records: list[tuple[str, nn.Module, torch.Tensor]] = []
-    names = {m: n for n, m in body.named_modules()}
+def _record_chain(model: nn.Module, x: torch.Tensor) -> tuple[list, torch.Tensor]:
+    """The leaf modules of ``model`` in the order they run, with their inputs and outputs,
+    and the model's output; ``model`` must be a chain (each leaf's input is the previous
+    leaf's output)."""
+    records: list[tuple[str, nn.Module, torch.Tensor, torch.Tensor]] = []
+    names = {m: n for n, m in model.named_modules()}
     hooks = [m.register_forward_hook(
         lambda mod, inp, out: records.append((names[mod], mod, inp[0], out)))
-        for m in body.modules() if not list(m.children())]
+        for m in model.modules() if not list(m.children())]
     try:
-        z = body(x)
+        z = model(x)
     finally:
         for hook in hooks:
             hook.remove()
@@ -107,33 +116,38 @@ def _record_chain(body: nn.Module, x: torch.Tensor) -> tuple[list, torch.Tensor]
         if inp is not prev and (inp.shape != prev.shape or not torch.equal(inp, prev)):
             raise Lenet5Error(f"sdlm needs a chain of layers; {name or 'the model'} is not one")
         prev = out
-    return [(n, m, i) for n, m, i, _ in records], z
+    return records, z
 
 
 def diagonal_hessian(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor
                      ) -> dict[str, torch.Tensor]:
     """The paper's diagonal Gauss-Newton estimate of d2E/dw^2, averaged over ``x, y``,
     one tensor per trainable parameter (by its name in ``model``)."""
-    body, head = (model.curvature_split() if hasattr(model, "curvature_split")
-                  else (model, nn.Identity()))
-    full_names = {id(p): n for n, p in model.named_parameters()}
     training = model.training
     model.eval()  # the deterministic network (no dropout) for the estimate
     try:
-        chain, z = _record_chain(body, x)
+        chain, z = _record_chain(model, x)
+        body = len(chain)  # the trailing layers without a rule are folded into the loss
+        while body and not _has_rule(chain[body - 1][1]):
+            body -= 1
+        head = [module for _, module, _, _ in chain[body:]]
+        if head:
+            z = chain[body - 1][3] if body else x
 
         def loss_of_output(zi, yi):
-            return loss_fn(head(zi.unsqueeze(0)), yi.unsqueeze(0))
+            out = zi.view(1, *z.shape[1:])
+            for module in head:
+                out = module(out)
+            return loss_fn(out, yi.unsqueeze(0))
 
         d2 = vmap(hessian(loss_of_output))(z.flatten(1), y).diagonal(dim1=1, dim2=2)
         d2 = d2.clamp(min=0).view_as(z)
         h: dict[str, torch.Tensor] = {}
-        for name, module, inp in reversed(chain):
+        for name, module, inp, _ in reversed(chain[:body]):
             d2 = _back(module, inp, d2, h, name + "." if name else "")
     finally:
         model.train(training)
-    params = dict(body.named_parameters())
-    return {full_names[id(params[n])]: t / len(x) for n, t in h.items()}
+    return {n: t / len(x) for n, t in h.items()}
 
 
 class SDLM(torch.optim.Optimizer):
@@ -198,3 +212,25 @@ class SDLM(torch.optim.Optimizer):
         if self.refresh_every and self._estimate and self._steps_since % self.refresh_every == 0:
             self._estimate()  # after the update: the next steps use the new weights' curvature
         return loss
+
+
+class CurvatureEstimate(Callback):
+    """The hook that runs :meth:`SDLM.prepare_epoch` before each pass, on samples drawn
+    from the epoch's order of the training images with a generator of its own."""
+
+    name = "curvature"
+
+    def __init__(self, optimizer: SDLM, seed: int):
+        self.optimizer = optimizer
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def on_epoch_start(self, loop: Loop) -> None:
+        perm = loop.perm
+        self.optimizer.prepare_epoch(loop.model, loop.loss_fn, lambda n: loop.batch(
+            perm[torch.randperm(len(perm), generator=self.generator)[:n]]))
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])

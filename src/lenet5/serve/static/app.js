@@ -169,8 +169,8 @@ function showEmpty() {
 
 function show(data) {
   const p = data.probabilities;
-  const best = data.digit;
-  $("digit").textContent = best;
+  const best = data.label;
+  $("digit").textContent = data.class;
   $("digit").classList.toggle("sure", p[best] >= 0.9);
   $("confidence").textContent = `${(100 * p[best]).toFixed(p[best] > 0.995 ? 1 : 0)}% sure`;
   $("modelname").textContent = data.model;

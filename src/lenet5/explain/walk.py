@@ -37,9 +37,8 @@ from fractions import Fraction
 import torch
 from torch import nn
 
-from .models import create_model, input_size_for
-
-Number = int | Fraction
+from ..models import create_model, input_size_for
+from .notation import Number, as_tuple, dim_names, dims, extent, num, once
 
 
 @dataclass(frozen=True)
@@ -193,48 +192,48 @@ class _Walk:
             self._grow(k, s, [0] * len(k), out_shape[1:])
             macs = params * positions
         elif isinstance(m, nn.Flatten):
-            text = f"{kind}: {_dims(in_shape)} = {math.prod(in_shape):,}" \
-                if len(out_shape) == 1 else f"{kind}: {_dims(in_shape)} -> {_dims(out_shape)}"
+            text = f"{kind}: {dims(in_shape)} = {math.prod(in_shape):,}" \
+                if len(out_shape) == 1 else f"{kind}: {dims(in_shape)} -> {dims(out_shape)}"
             self.flat = True
             macs = params
         else:
             if isinstance(m, nn.Linear):
                 text = f"{kind}: {m.in_features:,} -> {m.out_features:,}"
             elif in_shape != out_shape:
-                text = f"{kind}: {_dims(in_shape)} -> {_dims(out_shape)}"
+                text = f"{kind}: {dims(in_shape)} -> {dims(out_shape)}"
             else:
                 text = f"{kind}: shape unchanged"
             if in_shape != out_shape:
                 self._mix(out_shape)
             macs = params * (positions if len(out_shape) > 1 and not self.flat else 1)
         if mismatch:
-            text += f" [the forward pass gives {_dims(out_shape)}: the layer does not follow" \
+            text += f" [the forward pass gives {dims(out_shape)}: the layer does not follow" \
                     " the formula]"
         self._record(name, kind, text, out_shape, in_shape != out_shape, params, trainable,
                      macs, mismatch)
 
     def _window(self, m, kind, in_shape, out_shape):
         nd = len(in_shape) - 1
-        k = _tuple(m.kernel_size, nd)
-        s = _tuple(m.stride if m.stride is not None else m.kernel_size, nd)
-        d = _tuple(getattr(m, "dilation", 1), nd)
+        k = as_tuple(m.kernel_size, nd)
+        s = as_tuple(m.stride if m.stride is not None else m.kernel_size, nd)
+        d = as_tuple(getattr(m, "dilation", 1), nd)
         ceil = bool(getattr(m, "ceil_mode", False))
         span = [di * (ki - 1) + 1 for ki, di in zip(k, d)]
         if isinstance(m.padding, str):  # Conv2d(padding="same" | "valid")
             total = [0 if m.padding == "valid" else sp - 1 for sp in span]
             left = [t // 2 for t in total]
         else:
-            left = list(_tuple(m.padding, nd))
+            left = list(as_tuple(m.padding, nd))
             total = [2 * p for p in left]
         has_kernels = hasattr(m, "out_channels")
         show_pad = has_kernels or any(total)
-        head = f"{kind} {_x(k)}, stride {_one(s)}"
+        head = f"{kind} {extent(k)}, stride {once(s)}"
         if isinstance(m.padding, str):
             head += f", padding '{m.padding}'"
         elif show_pad:
-            head += f", padding {_one(left)}"
+            head += f", padding {once(left)}"
         if any(di != 1 for di in d):
-            head += f", dilation {_one(d)} (the kernel spans {_x(span)})"
+            head += f", dilation {once(d)} (the kernel spans {extent(span)})"
         if ceil:
             head += ", ceil_mode"
         sizes, parts = [], []
@@ -246,7 +245,7 @@ class _Walk:
             if exact.denominator == 1:
                 part += f"{out}"
             else:
-                part += f"{_num(exact)}, not whole: {'ceil' if ceil else 'floor'} {out}"
+                part += f"{num(exact)}, not whole: {'ceil' if ceil else 'floor'} {out}"
             if ceil and (out - 1) * si >= n + pl:  # PyTorch drops a window that starts in the padding
                 out -= 1
                 part += f", less the last window, which would start in the padding: {out}"
@@ -255,14 +254,14 @@ class _Walk:
         channels = getattr(m, "out_channels", in_shape[0])
         predicted = (channels, *sizes)
         body = parts[0] if len(set(parts)) == 1 else \
-            "; ".join(f"{dim} {p}" for dim, p in zip(_dim_names(nd), parts))
+            "; ".join(f"{dim} {p}" for dim, p in zip(dim_names(nd), parts))
         tail = f" ({channels} kernels)" if has_kernels else ""
-        return f"{head}: {body} -> {_dims(predicted)}{tail}", predicted, span, s, left
+        return f"{head}: {body} -> {dims(predicted)}{tail}", predicted, span, s, left
 
     def _adaptive(self, m, kind, in_shape):
         nd = len(in_shape) - 1
         target = [n if o is None else o
-                  for n, o in zip(in_shape[1:], _tuple(m.output_size, nd))]
+                  for n, o in zip(in_shape[1:], as_tuple(m.output_size, nd))]
         ks, ss, parts = [], [], []
         for n, o in zip(in_shape[1:], target):
             # PyTorch's window i covers [floor(i * n / o), ceil((i + 1) * n / o))
@@ -276,13 +275,13 @@ class _Walk:
                 ss.append(Fraction(n, o))
                 self.approximate = True
                 sizes = "/".join(map(str, sorted(widths)))
-                parts.append(f"{n} / {o} = {_num(Fraction(n, o))}, not whole: windows of "
+                parts.append(f"{n} / {o} = {num(Fraction(n, o))}, not whole: windows of "
                              f"{sizes}, the i-th from floor(i*{n}/{o}) to ceil((i+1)*{n}/{o})")
         body = parts[0] if len(set(parts)) == 1 else \
-            "; ".join(f"{dim} {p}" for dim, p in zip(_dim_names(nd), parts))
+            "; ".join(f"{dim} {p}" for dim, p in zip(dim_names(nd), parts))
         predicted = (in_shape[0], *target)
         note = " (nothing to pool: the map passes through)" if all(k == 1 for k in ks) else ""
-        return f"{kind} to {_x(target)}: {body} -> {_dims(predicted)}{note}", predicted, ks, ss
+        return f"{kind} to {extent(target)}: {body} -> {dims(predicted)}{note}", predicted, ks, ss
 
     # -- the receptive field ------------------------------------------------------------
     def _grow(self, k, s, left, grid):
@@ -306,12 +305,12 @@ class _Walk:
             return
         if math.prod(in_shape) == math.prod(self.shape):
             self.flat = self.flat or len(in_shape) < len(self.shape)
-            text = f"reshaped in forward(), not by a layer: {_dims(self.shape)} = " \
-                   f"{_dims(in_shape)}"
+            text = f"reshaped in forward(), not by a layer: {dims(self.shape)} = " \
+                   f"{dims(in_shape)}"
         else:
             self.rf = self.jump = self.start = None
-            text = f"changed in forward(), not by a layer: {_dims(self.shape)} -> " \
-                   f"{_dims(in_shape)}"
+            text = f"changed in forward(), not by a layer: {dims(self.shape)} -> " \
+                   f"{dims(in_shape)}"
         self._record("(forward)", "", text, in_shape, True, 0, 0, 0, False)
 
     def _record(self, name, kind, text, out_shape, changes, params, trainable, macs, mismatch):
@@ -327,84 +326,3 @@ class _Walk:
             params=params, trainable=trainable, macs=macs,
             act_bytes=4 * math.prod(out_shape), mismatch=mismatch))
         self.shape = tuple(out_shape)
-
-
-# -- rendering --------------------------------------------------------------------------
-def format_explanation(e: Explanation) -> str:
-    """The worked arithmetic, one line per layer, then a table of fields, costs, totals."""
-    names = [s.name for s in e.steps]
-    width = max(len(n) for n in ["input", *names])
-    lines = [f"{e.model_name}  (input {_dims(e.input_size)}): the shape of every layer",
-             "  out = (in - kernel + 2*padding) / stride + 1; a conv's depth is its number of"
-             " kernels", ""]
-    for s in e.steps:
-        lines.append(f"{s.name:<{width}}  {s.text}")
-    header = ("Layer", "Output", "RF", "Jump", "Start", "Params", "MACs", "Act. bytes")
-    rows = [("input", _dims(e.input_size, "x"), *_field([1] * (len(e.input_size) - 1),
-             [1] * (len(e.input_size) - 1), [0] * (len(e.input_size) - 1), False, False),
-             "", "", f"{4 * math.prod(e.input_size):,}")]
-    for s in e.steps:
-        rows.append((s.name, _dims(s.output_shape, "x"),
-                     *_field(s.rf, s.jump, s.start, s.whole_input, s.approximate),
-                     f"{s.params:,}", f"{s.macs:,}", f"{s.act_bytes:,}"))
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    align = ["<", "<", ">", ">", ">", ">", ">", ">"]
-
-    def line(cells):
-        return "  ".join(f"{c:{a}{w}}" for c, a, w in zip(cells, align, widths)).rstrip()
-
-    rule = "-" * len(line(header))
-    lines += ["", rule, line(header), rule, *map(line, rows), rule,
-              f"Total params:        {e.total_params:,}  ({e.trainable_params:,} trainable)",
-              f"MACs per image:      {e.total_macs:,}  (a bias counts as one)",
-              f"Activations / image: {e.total_act_bytes:,} bytes = "
-              f"{e.total_act_bytes / 2**10:,.1f} KiB  (float32, every layer's output summed)"]
-    if e.other_params:
-        lines.append(f"  of which {e.other_params:,} params belong to no walked layer")
-    lines += [rule,
-              "RF: input pixels a unit sees per side (* = the whole input); Jump: input pixels",
-              "between neighbouring units; Start: input pixel where unit 0's field begins",
-              "(negative: in the padding)."]
-    if any(s.approximate for s in e.steps):
-        lines.append("~: uneven adaptive-pool windows; the largest window and mean stride used.")
-    if any(s.rf is None for s in e.steps):
-        lines.append("?: after a shape change with no formula the field is not known.")
-    return "\n".join(lines)
-
-
-def _field(rf, jump, start, whole, approx):
-    if rf is None:
-        return ("?", "?", "?")
-    mark = "~" if approx else ""
-    return (mark + _one(rf) + ("*" if whole else ""), mark + _one(jump), _one(start))
-
-
-def _tuple(v, n: int) -> tuple:
-    if isinstance(v, (tuple, list)):
-        return tuple(v) * n if len(v) == 1 else tuple(v)
-    return (v,) * n
-
-
-def _num(v: Number) -> str:
-    if isinstance(v, Fraction) and v.denominator != 1:
-        return f"{float(v):.2f}".rstrip("0").rstrip(".")
-    return str(int(v))
-
-
-def _x(values) -> str:
-    """(5, 5) -> "5x5": sizes, written out in full."""
-    return "x".join(_num(v) for v in values)
-
-
-def _one(values) -> str:
-    """(1, 1) -> "1"; (1, 2) -> "1x2": strides, paddings, fields, once when all equal."""
-    values = [_num(v) for v in values]
-    return values[0] if len(set(values)) == 1 else "x".join(values)
-
-
-def _dims(shape, sep: str = " x ") -> str:
-    return sep.join(str(n) for n in shape)
-
-
-def _dim_names(nd: int) -> list[str]:
-    return {1: ["L"], 2: ["H", "W"], 3: ["D", "H", "W"]}.get(nd, [f"dim{i}" for i in range(nd)])

@@ -1,0 +1,126 @@
+"""Bringing any image of one written number to the readers' geometry.
+
+The readers were trained on strips 32 pixels high, ink bright on black, each digit's ink
+about ``DIGIT_HEIGHT`` pixels high (MNIST's normalization) around row 16.
+``normalize_line`` crops an ink map (bright ink, any size) to its ink and scales it so
+that its digits are that high: the height that counts is the median over the line's
+pieces of ink (runs of columns with ink: a digit, or digits that touch), which a digit
+written higher or lower than the others, or a long tail, does not move the way it moves
+the line's bounding box. ``Placement`` maps the strip back to the original image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..data.strings import HEIGHT, INK
+from ..errors import Lenet5Error
+
+DIGIT_HEIGHT = 20  # pixels of ink a digit is high, as in MNIST
+SIDE = 4  # background columns left and right of the ink, as the test strings have
+NEAR = 0.05  # a line within 5% of the size is not resampled (no blur for nothing)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Strip column x is original column ``x0 + (x - SIDE) / scale``; row y is ``y0 + (y -
+    top) / scale``."""
+
+    scale: float
+    x0: int
+    y0: int
+    top: int
+
+    def to_original(self, x0: float, x1: float, y0: float, y1: float) -> tuple[int, int, int, int]:
+        """A box in the strip ([x0, x1) x [y0, y1)) as a box in the original image."""
+        return (int(np.floor(self.x0 + (x0 - SIDE) / self.scale)),
+                int(np.floor(self.y0 + (y0 - self.top) / self.scale)),
+                int(np.ceil(self.x0 + (x1 - SIDE) / self.scale)),
+                int(np.ceil(self.y0 + (y1 - self.top) / self.scale)))
+
+
+def digit_height(mask: torch.Tensor) -> int:
+    """The median height of the pieces of ink of a (H, W) boolean ink mask, a piece being
+    a run of columns with ink; specks under a third of the tallest piece do not count."""
+    cols = mask.any(0).tolist()
+    heights, start = [], None
+    for x, on in enumerate([*cols, False]):
+        if on and start is None:
+            start = x
+        elif not on and start is not None:
+            rows = torch.nonzero(mask[:, start:x].any(1))[:, 0]
+            heights.append(int(rows[-1] - rows[0]) + 1)
+            start = None
+    tall = max(heights)
+    return int(np.median([h for h in heights if 3 * h >= tall]))
+
+
+def normalize_line(ink: np.ndarray | torch.Tensor, height: int = DIGIT_HEIGHT,
+                   max_width: int = 4096) -> tuple[torch.Tensor, Placement]:
+    """An ink map (H, W), uint8 with bright ink on a dark background, as a reader's strip:
+    uint8 (32, W'), scaled (keeping the aspect ratio) so that its digits are ``height``
+    rows high (``digit_height``), its ink box centred on row 16, ``SIDE`` columns of
+    background left and right."""
+    a = torch.as_tensor(np.asarray(ink))
+    if a.dim() != 2 or a.dtype != torch.uint8:
+        raise Lenet5Error(f"an ink map is a 2-D uint8 image, not {tuple(a.shape)} {a.dtype}")
+    mask = a >= INK
+    if not bool(mask.any()):
+        raise Lenet5Error("no ink in the image: nothing to read")
+    rows, cols = torch.nonzero(mask.any(1))[:, 0], torch.nonzero(mask.any(0))[:, 0]
+    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    crop = a[y0:y1, x0:x1].float()
+    scale = min(height / digit_height(mask[y0:y1, x0:x1]), HEIGHT / (y1 - y0),
+                (max_width - 2 * SIDE) / (x1 - x0))
+    if abs(scale - 1) < NEAR:
+        scale, resized = 1.0, crop
+    else:  # area averaging when shrinking (no aliasing), bilinear when enlarging
+        size = (max(1, round((y1 - y0) * scale)), max(1, round((x1 - x0) * scale)))
+        mode = "area" if scale < 1 else "bilinear"
+        resized = F.interpolate(crop[None, None], size=size, mode=mode,
+                                **({} if mode == "area" else {"align_corners": False}))[0, 0]
+    h, w = min(resized.shape[0], HEIGHT), resized.shape[1]
+    top = (HEIGHT - h) // 2
+    strip = torch.zeros(HEIGHT, w + 2 * SIDE, dtype=torch.uint8)
+    strip[top:top + h, SIDE:SIDE + w] = resized[:h].round().clamp(0, 255).to(torch.uint8)
+    return strip, Placement(scale=scale, x0=x0, y0=y0, top=top)
+
+
+@dataclass(frozen=True)
+class LineDigit:
+    digit: int
+    probability: float
+    box: tuple[int, int, int, int]  # x0, y0, x1, y1 in the original image, ends exclusive
+
+
+@dataclass(frozen=True)
+class LineReading:
+    text: str
+    confidence: float
+    digits: tuple[LineDigit, ...]
+
+
+def read_ink_maps(model, pre, inks, options=None) -> list[LineReading]:
+    """Read each ink map (see ``normalize_line``) with a string reader; each digit's box
+    in the ink map's own pixels (its columns from the reader, its rows from its ink)."""
+    from .read import read_strips
+
+    placed = [normalize_line(ink) for ink in inks]
+    width = max(s.shape[1] for s, _ in placed)
+    images = torch.zeros(len(placed), HEIGHT, width, dtype=torch.uint8)
+    for i, (s, _) in enumerate(placed):
+        images[i, :, :s.shape[1]] = s
+    widths = torch.tensor([s.shape[1] for s, _ in placed])
+    out = []
+    for (strip, where), r in zip(placed, read_strips(model, pre, images, widths, options)):
+        digits = []
+        for d in r.digits:
+            rows = torch.nonzero((strip[:, d.x0:d.x1] >= INK).any(1))[:, 0]
+            y0, y1 = (int(rows[0]), int(rows[-1]) + 1) if len(rows) else (0, HEIGHT)
+            digits.append(LineDigit(d.digit, d.probability, where.to_original(d.x0, d.x1, y0, y1)))
+        out.append(LineReading(r.text, r.confidence, tuple(digits)))
+    return out

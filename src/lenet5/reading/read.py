@@ -1,0 +1,163 @@
+"""From line images to readings: the sweep, the decoder, each digit's probability and place.
+
+A line image here is a uint8 strip, 32 pixels high, ink bright on a dark background, the
+digits' ink about 20 pixels high on row 16 (the geometry of ``data/strings.py``; photos
+are brought to it by ``normalize_line``). The reader adds ``MARGIN`` background columns
+on both sides, so that its windows can centre on the first and the last digit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data import to_input
+from ..data.strings import INK
+from ..models import Preprocess
+from . import ctc, transducer
+from .paths import Segment
+
+MARGIN = 16  # background columns added on each side: a window can centre on column 0
+METHODS = {"sdnn": ("viterbi", "greedy"), "ctc": ("greedy", "beam")}  # the first: default
+# The SDNN character model's penalties, as `benchmarks/strings.py --tune` chose them on
+# 1,000 validation numbers of training digits (docs/reading.md): 914 of them read right.
+ENTER, SWITCH = 0.5, 3.0
+
+
+@dataclass(frozen=True)
+class DigitReading:
+    digit: int
+    probability: float  # the best output frame's probability of this digit
+    x0: int  # the digit's columns in the line image, x1 exclusive
+    x1: int
+
+
+@dataclass(frozen=True)
+class Reading:
+    text: str
+    confidence: float  # probability of the whole text given the output strip
+    digits: tuple[DigitReading, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """How an output strip becomes text: ``method`` one of ``METHODS[objective]`` (None: its
+    default); ``beam`` for CTC's beam search; ``enter`` and ``switch`` the SDNN character
+    model's penalties (transducer.py)."""
+
+    method: str | None = None
+    beam: int = 8
+    enter: float = ENTER
+    switch: float = SWITCH
+
+
+def strip_input(images: torch.Tensor, pre: Preprocess, margin: int = MARGIN,
+                device: torch.device | str | None = None) -> torch.Tensor:
+    """uint8 (B, 32, W) -> normalized float (B, 1, 32, W + 2 * margin)."""
+    wide = F.pad(images, (margin, margin))
+    return to_input(wide, pre, device)
+
+
+def decode_one(logp: np.ndarray, objective: str, blank: int, options: DecodeOptions
+               ) -> list[Segment]:
+    """The characters of one output strip (T, C) of log-probabilities, and their frames."""
+    method = options.method or METHODS[objective][0]
+    if method not in METHODS[objective]:
+        raise ValueError(f"{objective} strips decode by {' or '.join(METHODS[objective])}, "
+                         f"not {method!r}")
+    if method == "viterbi":
+        return transducer.viterbi(logp, blank, options.enter, options.switch)
+    if method == "beam":
+        text, _ = ctc.beam_search(logp, blank, options.beam)
+        return ctc.align(logp, text, blank)
+    return ctc.greedy(logp, blank)
+
+
+def text_probability(logp: torch.Tensor, frames: torch.Tensor, texts: list[list[int]],
+                     blank: int) -> torch.Tensor:
+    """p(text | strip) for each strip: all the paths that read the text, summed (CTC's
+    forward pass; for the SDNN, "none" playing the blank). ``logp`` (B, T, C)."""
+    targets = torch.tensor([k for t in texts for k in t], dtype=torch.long)
+    lengths = torch.tensor([len(t) for t in texts], dtype=torch.long)
+    nll = F.ctc_loss(logp.transpose(0, 1), targets, frames, lengths, blank=blank,
+                     reduction="none", zero_infinity=False)
+    return torch.exp(-nll)
+
+
+def _ink_range(columns: np.ndarray, lo: int, hi: int) -> tuple[int, int] | None:
+    ink = np.flatnonzero(columns[lo:hi])
+    return (lo + int(ink[0]), lo + int(ink[-1]) + 1) if len(ink) else None
+
+
+def place_digits(segments: list[Segment], probs: np.ndarray, centres: np.ndarray,
+                 image: np.ndarray, width: int) -> tuple[DigitReading, ...]:
+    """Each character's probability (its best frame's) and its columns: the ink between the
+    midpoints to its neighbours' frames (its own frames' span where there is no ink)."""
+    columns = (image[:, :width] >= INK).any(0)
+    mids = [0]
+    for a, b in zip(segments, segments[1:]):
+        mids.append(int(round((centres[a.last] + centres[b.first]) / 2)))
+    mids.append(width)
+    out = []
+    for k, s in enumerate(segments):
+        lo, hi = max(0, min(mids[k], width)), max(0, min(mids[k + 1], width))
+        span = _ink_range(columns, lo, hi) or (
+            max(0, int(centres[s.first]) - 2), min(width, int(centres[s.last]) + 2))
+        p = float(probs[s.first:s.last + 1, s.label].max())
+        out.append(DigitReading(s.label, p, *span))
+    return tuple(out)
+
+
+@torch.inference_mode()
+def output_strip(model: nn.Module, pre: Preprocess, strip: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """What the paper's SDNN figures show under a line: for one uint8 strip (32, W), the
+    probabilities (T, C) of every class at each output, and the column of the strip each
+    output's window is centred on (T,)."""
+    model.eval()
+    logits = model(strip_input(strip[None], pre))[0].float()
+    t = torch.arange(logits.shape[1])
+    return torch.softmax(logits, 0).T, model.centre(t) - MARGIN
+
+
+@torch.inference_mode()
+def read_strips(model: nn.Module, pre: Preprocess, images: torch.Tensor,
+                widths: torch.Tensor | None = None, options: DecodeOptions | None = None,
+                batch_size: int = 256, device: torch.device | str = "cpu") -> list[Reading]:
+    """Read each uint8 strip of ``images`` (B, 32, W), of which the first ``widths[i]``
+    columns are the line (all of them by default)."""
+    model.eval()
+    options = options or DecodeOptions()
+    n, _, w = images.shape
+    widths = torch.full((n,), w, dtype=torch.long) if widths is None else widths.long()
+    order = torch.argsort(widths)  # similar widths together: less padding per batch
+    readings: list[Reading | None] = [None] * n
+    for i in range(0, n, batch_size):
+        idx = order[i:i + batch_size]
+        bw = int(widths[idx].max())
+        x = strip_input(images[idx, :, :bw], pre, device=device)
+        logp = F.log_softmax(model(x).float(), 1).transpose(1, 2).cpu()  # (B, T, C)
+        frames = model.frames(widths[idx] + 2 * MARGIN)
+        for j, r in zip(idx.tolist(), _decode_batch(model, logp, frames, images[idx], widths[idx],
+                                                   options)):
+            readings[j] = r
+    return readings  # type: ignore[return-value]
+
+
+def _decode_batch(model, logp, frames, images, widths, options) -> list[Reading]:
+    blank = model.blank
+    found = [decode_one(logp[b, :int(frames[b])].numpy(), model.objective, blank, options)
+             for b in range(len(logp))]
+    texts = [[s.label for s in segs] for segs in found]
+    conf = text_probability(logp, frames, texts, blank)
+    centres = model.centre(np.arange(logp.shape[1])) - MARGIN
+    probs = logp.exp().numpy()
+    out = []
+    for b, segs in enumerate(found):
+        digits = place_digits(segs, probs[b], centres, images[b].numpy(), int(widths[b]))
+        out.append(Reading("".join(str(d.digit) for d in digits), float(conf[b]), digits))
+    return out
