@@ -3,6 +3,7 @@ writing differs from MNIST (``lenet5.evaluation.robustness``), on photos of the 
 (``benchmarks/predict_photos.py``'s generator), and on digits by other writers.
 
     python benchmarks/robustness.py [CHECKPOINT_OR_WEIGHTS...] --data-dir DIR [--limit N] [--markdown]
+    python benchmarks/robustness.py ... --json docs/results/robustness.json   # docs/robustness.md's table
 
 Two views of every shifted digit: ``predict`` (drawn as dark ink on white paper and read
 through ``lenet5 predict``'s preprocessing, what a user gets) and ``raw`` (the shifted 28x28
@@ -16,7 +17,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -24,10 +27,18 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `benchmarks` as a package
 
-from lenet5.checkpoint import load_checkpoint  # noqa: E402
 from lenet5.data import load_dataset  # noqa: E402
 from lenet5.data.images import mnistify  # noqa: E402
-from lenet5.evaluation.robustness import SHIFTS, VIEWS, accuracy, as_page, robustness  # noqa: E402
+from lenet5.evaluation.robustness import (  # noqa: E402
+    SHIFTS,
+    VIEWS,
+    accuracy,
+    as_page,
+    load_views,
+    save_views,
+    view,
+)
+from lenet5.weights import list_weights, resolve_checkpoint  # noqa: E402
 
 FLOOR_POINTS = 2.0  # each shift (but the exempt ones) within this many points of clean
 
@@ -48,7 +59,9 @@ def other_writers_digits(pad: int = 2) -> tuple[torch.Tensor, torch.Tensor] | No
 
 def photo_digits(images: torch.Tensor, seed: int = 0) -> torch.Tensor | None:
     """The digits as photos by ``benchmarks/predict_photos.py``'s generator, read through
-    ``lenet5 predict``'s preprocessing (``load_digit`` on the PNG); None without it."""
+    ``lenet5 predict``'s preprocessing (``load_digit`` on the PNG); None without it. The
+    "photos" column: a richer generator (uneven light, ruled paper, coloured ink) plugs in
+    here, returning the digits as ``predict`` reads them."""
     try:
         from benchmarks.predict_photos import encode, make_photo
     except ImportError:
@@ -60,43 +73,50 @@ def photo_digits(images: torch.Tensor, seed: int = 0) -> torch.Tensor | None:
                                       for d in images.numpy()]))
 
 
-def load_model(source: str):
-    """A checkpoint path, or (where the package ships weights) a shipped weights name such
-    as ``modern.mnist``."""
-    try:
-        from lenet5.weights import resolve_checkpoint
-    except ImportError:
-        return load_checkpoint(source)
-    return resolve_checkpoint(source)
-
-
 def shipped_digit_weights() -> list[str]:
-    """Every shipped digit reader's weights name (none where the package ships none)."""
-    try:
-        from lenet5.weights import list_weights
-    except ImportError:
-        return []
-    return list_weights("digits")
+    """Every shipped digit reader's weights name (``lenet5 weights``)."""
+    return list_weights("classify")
 
 
-def evaluate_all(names: list[str], data, limit: int | None, views: list[str],
-                 photos: bool, writers: bool) -> dict[str, dict[str, float]]:
+def display_name(source: str, ckpt) -> str:
+    """A row's name: a weights name as given, a checkpoint by its model's name."""
+    return ckpt.model_name if source.endswith(".safetensors") else source
+
+
+def prepare(data, limit: int | None, views: list[str], photos: bool, writers: bool,
+            cache_file: str | None = None) -> dict:
+    """Every digit set the models are measured on, keyed (set, view) -> (images, labels):
+    the shifted test digits, photos and other writers; kept in ``cache_file`` if given
+    (made once, about two minutes of one core for the whole test set)."""
     images, labels = data.test.images[:limit], data.test.labels[:limit]
-    cache: dict = {}
-    extra = {}
-    if photos and (p := photo_digits(images)) is not None:
-        extra["photos/predict"] = (p, labels)
-    if writers and (w := other_writers_digits()) is not None:
-        extra["other_writers/predict"] = w
+    cache = load_views(cache_file)
+    n = len(cache)
+    for shift in SHIFTS:
+        for how in views:
+            if (shift.name, how) not in cache:
+                cache[(shift.name, how)] = view(images, shift, how)
+    if photos and ("photos", "predict") not in cache and (p := photo_digits(images)) is not None:
+        cache[("photos", "predict")] = p
+    if writers and ("other_writers", "predict") not in cache and (w := other_writers_digits()):
+        cache[("other_writers", "predict")], cache[("other_writers", "labels")] = w
+    if len(cache) > n:
+        save_views(cache, cache_file)
+    sets = {(s.name, how): (cache[(s.name, how)], labels) for s in SHIFTS for how in views}
+    if photos and ("photos", "predict") in cache:
+        sets[("photos", "predict")] = (cache[("photos", "predict")], labels)
+    if writers and ("other_writers", "predict") in cache:
+        sets[("other_writers", "predict")] = (cache[("other_writers", "predict")],
+                                              cache[("other_writers", "labels")])
+    return sets
+
+
+def evaluate_all(names: list[str], sets: dict) -> dict[str, dict[str, float]]:
     table = {}
     for name in names:
-        ckpt = load_model(name)
+        ckpt = resolve_checkpoint(name)
         model, pre = ckpt.build_model(), ckpt.preprocess
-        row = {f"{s}/{v}": a for (s, v), a in
-               robustness(model, pre, images, labels, SHIFTS, views, cache).items()}
-        for key, (x, y) in extra.items():
-            row[key] = accuracy(model, pre, x, y)
-        table[name] = row
+        table[display_name(name, ckpt)] = {f"{s}/{v}": accuracy(model, pre, x, y)
+                                           for (s, v), (x, y) in sets.items()}
     return table
 
 
@@ -104,8 +124,6 @@ def save_examples(images: torch.Tensor, path: str, count: int = 10) -> None:
     """A PNG: one row per shift (its name on the left), the first ``count`` test digits in
     the raw view (left) and the predict view (right)."""
     from PIL import Image, ImageDraw
-
-    from lenet5.evaluation.robustness import view
 
     x = images[:count]
     label_w, gap, scale = 70, 8, 2
@@ -141,7 +159,7 @@ def format_table(table: dict[str, dict[str, float]], view: str, markdown: bool) 
     cols = ["model"] + [head(k) for k in keys]
     for name, row in table.items():
         clean = row.get(f"clean/{view}", 1.0)
-        cells = [Path(name).stem if name.endswith(".safetensors") else name]
+        cells = [name]
         for k in keys:
             a = row[k]
             star = "*" if (k.split("/")[0] not in exempt and k.split("/")[0] != "other_writers"
@@ -167,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-photos", action="store_true")
     p.add_argument("--no-other-writers", action="store_true")
     p.add_argument("--markdown", action="store_true")
+    p.add_argument("--views-cache", metavar="FILE",
+                   help="keep the shifted digits here and reuse them (same --limit only)")
     p.add_argument("--json", help="also write the accuracies to this file")
     p.add_argument("--save-examples", metavar="PNG",
                    help="draw the first test digits under every shift, raw and through predict")
@@ -177,15 +197,41 @@ def main(argv: list[str] | None = None) -> int:
     data = load_dataset(data_dir=args.data_dir)
     if args.save_examples:
         save_examples(data.test.images, args.save_examples)
-    table = evaluate_all(names, data, args.limit, args.views,
-                         not args.no_photos, not args.no_other_writers)
-    for view in args.views:
-        print(f"\n{view} view: accuracy % (* more than {FLOOR_POINTS:g} points below clean; "
+    sets = prepare(data, args.limit, args.views, not args.no_photos, not args.no_other_writers,
+                   args.views_cache)
+    table = evaluate_all(names, sets)
+    for how in args.views:
+        print(f"\n{how} view: accuracy % (* more than {FLOOR_POINTS:g} points below clean; "
               "(exempt) shifts are reported, not held to that)")
-        print(format_table(table, view, args.markdown))
+        print(format_table(table, how, args.markdown))
     if args.json:
-        Path(args.json).write_text(json.dumps(table, indent=1))
+        from lenet5.io import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(record(table, names, args), indent=1) + "\n")
     return 0
+
+
+def _cpu() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return "unknown CPU"
+
+
+def record(table: dict[str, dict[str, float]], names: list[str], args) -> dict:
+    """What ``--json`` writes (docs/generate.py renders it): the accuracies, the command and
+    where they were measured."""
+    cmd = ["python benchmarks/robustness.py", *names, "--data-dir DIR"]
+    if args.limit:
+        cmd.append(f"--limit {args.limit}")
+    return {"about": "accuracy on MNIST's test digits under each shift (benchmarks/robustness.py)",
+            "source": "measured", "command": " ".join(cmd),
+            "conditions": {"date": time.strftime("%Y-%m-%d"), "torch": torch.__version__,
+                           "cpu": _cpu(), "cores": os.cpu_count()},
+            "floor_points": FLOOR_POINTS,
+            "exempt": [s.name for s in SHIFTS if s.exempt],
+            "models": table}
 
 
 if __name__ == "__main__":

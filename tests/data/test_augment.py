@@ -7,18 +7,9 @@ import torch.nn.functional as F
 from lenet5.data import augment as aug
 from lenet5.data.augment import Augment, augment, augment_input
 from lenet5.data.distort import affine_matrices, apply_affine
+from tests.data.test_distort import one_pixel, where
 
 OFF = Augment(rotate=0, scale=0, squeeze=0, shear=0, translate=0, elastic=0, thicker=0, thinner=0)
-
-
-def one_pixel(r, c, size=32):
-    x = torch.zeros(1, 1, size, size)
-    x[0, 0, r, c] = 1.0
-    return x
-
-
-def where(x):
-    return divmod(int(x.flatten().argmax()), x.shape[-1])
 
 
 def bar(size=32, width=2):
@@ -146,3 +137,21 @@ def test_channels_last_batches_work():
     x = torch.rand(4, 1, 32, 32).contiguous(memory_format=torch.channels_last)
     out = augment(x, torch.Generator().manual_seed(0), Augment(blur=1, low_res=1, contrast=0.5))
     assert out.shape == x.shape and torch.isfinite(out).all()
+
+
+def test_the_writing_hook_is_the_readers_augmentation_by_name(mnist):
+    from lenet5.errors import Lenet5Error
+    from lenet5.training import TrainConfig, train
+    from lenet5.training.augment import build_augmentations, parse_augment
+
+    assert parse_augment("writing:rotate=15,clean=0") == ("writing", {"rotate": 15, "clean": 0})
+    with pytest.raises(Lenet5Error, match="writing"):
+        build_augmentations({"writing": {"spin": 3}}, 0)
+    with pytest.raises(Lenet5Error, match="clean"):
+        build_augmentations({"writing": {"clean": 2}}, 0)
+    losses = {}
+    for name, options in {"plain": {}, "writing": {"writing": {"clean": 0}}}.items():
+        cfg = TrainConfig.for_model("reader", epochs=1, batch_size=50, augment=options,
+                                    progress=False)
+        losses[name] = train(cfg, mnist.head(100), log=lambda s: None).history[0]["train"]["loss"]
+    assert losses["plain"] != losses["writing"]

@@ -144,6 +144,6 @@ def test_the_benchmark_prints_both_views_for_a_checkpoint(small_run, mnist_dir, 
     assert "| classic |" in text
     import json
 
-    row = json.loads(out.read_text())[str(small_run)]
+    row = json.loads(out.read_text())["models"]["classic"]
     assert {"clean/predict", "clean/raw", "lowres8/raw", "photos/predict"} <= set(row)
     assert all(0 <= v <= 1 for v in row.values())

@@ -5,7 +5,8 @@ import torch
 
 import lenet5
 from lenet5.errors import Lenet5Error
-from lenet5.models import get_model_entry
+from lenet5.training import TrainConfig
+from lenet5.training.recipes import recipe_for
 
 LENET5_BUDGET = 61_706
 
@@ -57,9 +58,14 @@ def test_batch_norm_uses_batch_statistics_in_training_only():
     assert torch.equal(model(x[:1]), model(x)[:1]) or torch.allclose(model(x[:1]), model(x)[:1], atol=1e-5)
 
 
-def test_reader_trains_with_its_recipe():
-    recipe = get_model_entry("reader").recipe
+def test_plain_train_takes_the_readers_recipe_with_its_augmentation():
+    recipe = recipe_for("reader")
     assert recipe.epochs <= 20 and recipe.ema > 0 and recipe.loss_args.get("label_smoothing", 0) > 0
+    cfg = TrainConfig.for_model("reader")
+    assert cfg.augment == recipe.augment and "writing" in cfg.augment
+    assert TrainConfig.for_model("reader", augment={}).augment == {}  # --augment replaces it
+    for other in ("classic", "modern", "lenet5-1998"):  # their recipes name none
+        assert TrainConfig.for_model(other).augment == {}
 
 
 def test_the_model_file_uses_plain_layers():

@@ -16,8 +16,10 @@ A transformed digit meets a model in one of two ways (a *view*):
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -170,3 +172,23 @@ def robustness(model: nn.Module, pre, images: torch.Tensor, labels: torch.Tensor
                 cache[key] = view(images, shift, how)
             result[key] = accuracy(model, pre, cache[key], labels)
     return result
+
+
+def load_views(path: str | Path | None) -> dict:
+    """Shifted digits saved by :func:`save_views` (keyed as :func:`robustness`'s ``cache``);
+    empty when ``path`` is None or not there yet."""
+    if path is None or not Path(path).exists():
+        return {}
+    return {tuple(k.split("|")): v for k, v in torch.load(path, weights_only=True).items()}
+
+
+def save_views(cache: dict, path: str | Path | None) -> None:
+    """Keep the shifted digits of ``cache`` for later runs (written atomically: several
+    runs may share the file)."""
+    if path is None:
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    torch.save({"|".join(k): v for k, v in cache.items()}, tmp)
+    os.replace(tmp, path)

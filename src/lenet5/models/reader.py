@@ -58,7 +58,7 @@ def _block(cin: int, cout: int, norm: bool, n: int, pool: bool, kernel: int = 5,
         layers.append((f"s{n + 1}", nn.MaxPool2d(2)))
     if norm:
         layers.append((f"bn{n}", nn.BatchNorm2d(cout)))
-    layers.append((f"act{n}", nn.ReLU(inplace=True)))
+    layers.append((f"act{n}", nn.ReLU()))
     return layers
 
 
@@ -81,7 +81,7 @@ class Reader(nn.Module):
         classifier: list[tuple[str, nn.Module]] = [("flatten", nn.Flatten())]
         width = c.c5
         if c.f6:
-            classifier += [("f6", nn.Linear(width, c.f6)), ("act6", nn.ReLU(inplace=True))]
+            classifier += [("f6", nn.Linear(width, c.f6)), ("act6", nn.ReLU())]
             width = c.f6
         if c.dropout > 0:
             classifier.append(("drop", nn.Dropout(c.dropout)))
