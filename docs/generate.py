@@ -315,9 +315,10 @@ def robustness_table(view: str = "predict") -> str:
 
 
 READER_CHANGES = {  # benchmarks/train_reader.py --tag -> what the run changes
-    "modern": "LeNet-5 (`modern`: ReLU, max pooling) with its own recipe",
+    "modern": "LeNet-5 (`modern`: ReLU, max pooling) with its own recipe (10 epochs)",
     "modern-writing": "`modern` with the `writing` augmentation",
-    "reader-noaug": "the reader's network (batch norm, wide C1/C3, no F6), no augmentation",
+    "reader-noaug": "the reader's network (batch norm, wide C1/C3, no F6) and recipe (20 epochs), "
+                    "no augmentation",
     "reader-nonorm": "the reader without batch norm",
     "reader": "the reader as shipped: its network, recipe and `writing` augmentation",
 }
@@ -329,7 +330,7 @@ def reader_ablations() -> str:
     data = results("reader")
     exempt = set(data["exempt"])
     rows = ["| run | validation accuracy | worst shift (points below clean) | rotate15 | lowres8 "
-            "| s/epoch (1 core) |", "| --- | ---: | --- | ---: | ---: | ---: |"]
+            "| s/epoch (1 thread) |", "| --- | ---: | --- | ---: | ---: | ---: |"]
     for r in data["validation"]["runs"]:
         rob = r.get("robustness", {})
         drops = {k: 100 * (rob["clean"] - a) for k, a in rob.items() if k not in exempt | {"clean"}}
