@@ -42,7 +42,7 @@ MODEL_ORDER = ["classic", "modern", "classic-c5conv", "modern-c5conv", "sigmoid"
 COMMAND_DOCS = {"prepare": "datasets.md", "summary": "models.md", "train": "training.md",
                 "eval": "plots.md", "predict": "predict.md", "plot": "plots.md",
                 "export": "export.md", "serve": "serve.md", "bench": "performance.md",
-                "read": "reading.md"}
+                "read": "reading.md", "weights": "weights.md"}
 
 
 def files() -> list[Path]:

@@ -152,3 +152,40 @@ def torch_api(request, monkeypatch) -> str:
 
     monkeypatch.setenv(PUBLIC_TORCH_ENV, "1" if request.param == "public" else "0")
     return request.param
+
+
+@pytest.fixture(scope="session")
+def tiny_reader(mnist_dir, tmp_path_factory) -> Path:
+    """lenet5-sdnn after 100 steps of 128 windows (the paper's SDNN training,
+    reading/objectives.py): it reads about half of the test numbers right, which is enough
+    for the tests of what shows a reading. Its checkpoint records mnist-strings, as
+    `benchmarks/strings.py --save` does. One torch thread."""
+    import torch
+
+    from lenet5.checkpoint import Checkpoint, save_checkpoint
+    from lenet5.data import load_dataset
+    from lenet5.models import create_model, get_model_entry
+    from lenet5.reading.objectives import get_objective
+
+    data = load_dataset("mnist-strings", mnist_dir)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        torch.manual_seed(0)
+        model = create_model("lenet5-sdnn", num_classes=10)
+        pre = get_model_entry("lenet5-sdnn").preprocess
+        objective = get_objective(model.objective)
+        opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+        g = torch.Generator().manual_seed(0)
+        for _ in range(100):
+            batch = objective.batch(data.train, 128, g, pre)
+            loss = objective.loss(model(batch.x), batch, model)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    finally:
+        torch.set_num_threads(threads)
+    out = tmp_path_factory.mktemp("reader") / "sdnn.safetensors"
+    save_checkpoint(out, Checkpoint("lenet5-sdnn", {"num_classes": 10}, pre,
+                                    model.eval().state_dict(), dataset=data.describe()))
+    return out

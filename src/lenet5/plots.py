@@ -72,6 +72,11 @@ def read_metrics_log(path: str | os.PathLike) -> list[dict]:
     return records
 
 
+def _accuracy(metrics: dict) -> float | None:
+    """A classifier's accuracy, or a reader's exact match (the share of numbers read right)."""
+    return metrics.get("acc", metrics.get("exact_match"))
+
+
 def plot_curves(records: Sequence[dict], path: str | os.PathLike, title: str = "") -> Path:
     """Loss and accuracy per epoch, training set against validation/test set."""
     fig = _figure(10, 4)
@@ -81,22 +86,28 @@ def plot_curves(records: Sequence[dict], path: str | os.PathLike, title: str = "
               "test": dict(color="#ff7f0e", marker="s")}
     for split in splits:
         rows = [r for r in records if split in r]
-        epochs = [r["epoch"] for r in rows]
         label = {"train": "train", "val": "validation", "test": "test"}[split]
-        ax_loss.plot(epochs, [r[split]["loss"] for r in rows], label=label, **styles[split])
-        ax_acc.plot(epochs, [100 * r[split]["acc"] for r in rows], label=label, **styles[split])
-    for ax, what in ((ax_loss, "loss (mean per image)"), (ax_acc, "accuracy (%)")):
+        lossed = [r for r in rows if "loss" in r[split]]
+        ax_loss.plot([r["epoch"] for r in lossed], [r[split]["loss"] for r in lossed], label=label,
+                     **styles[split])
+        scored = [r for r in rows if _accuracy(r[split]) is not None]
+        ax_acc.plot([r["epoch"] for r in scored], [100 * _accuracy(r[split]) for r in scored],
+                    label=label, **styles[split])
+    reader = any("exact_match" in r.get(s, {}) for r in records for s in splits)
+    score = "exact match (%)" if reader else "accuracy (%)"
+    for ax, what in ((ax_loss, "loss (mean per image)"), (ax_acc, score)):
         ax.set_xlabel("epoch")
         ax.set_ylabel(what)
         ax.grid(alpha=0.3)
         ax.legend()
         ax.xaxis.get_major_locator().set_params(integer=True)
     ax_loss.set_title("loss")
-    ax_acc.set_title("accuracy")
+    ax_acc.set_title(score.removesuffix(" (%)"))
     last = records[-1]
     watch = next((s for s in ("val", "test") if s in last), None)
-    if watch:
-        ax_acc.annotate(f"{100 * last[watch]['acc']:.2f}%", (last["epoch"], 100 * last[watch]["acc"]),
+    if watch and _accuracy(last[watch]) is not None:
+        acc = 100 * _accuracy(last[watch])
+        ax_acc.annotate(f"{acc:.2f}%", (last["epoch"], acc),
                         textcoords="offset points", xytext=(-10, -16), ha="right")
     fig.suptitle(title or "training curves")
     return save_figure(fig, path)

@@ -28,12 +28,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import Checkpoint, load_checkpoint
+from .checkpoint import Checkpoint
 from .data import to_input
 from .data.folder import IMAGE_SUFFIXES, image_files
 from .data.images import load_digit
 from .data.registry import DIGITS
 from .errors import Lenet5Error
+from .weights import resolve_checkpoint
 
 BATCH_SIZE = 256
 
@@ -142,7 +143,8 @@ class Predictor:
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, device: torch.device | str = "cpu",
                         **kwargs) -> Predictor:
-        return cls(load_checkpoint(path), device, **kwargs)
+        """From a checkpoint file or the name of shipped weights (``modern.mnist``)."""
+        return cls(resolve_checkpoint(os.fspath(path)), device, **kwargs)
 
     def _probe_num_classes(self) -> int:
         return int(self.probabilities(np.zeros((1, 28, 28), np.uint8)).shape[1])

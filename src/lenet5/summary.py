@@ -63,15 +63,19 @@ def summarize(model_name: str, model: nn.Module | None = None, **model_args) -> 
     for info in stats.summary_list:
         if not info.is_leaf_layer:
             continue
+        links = connections(info.module, tuple(info.input_size[1:]), tuple(info.output_size[1:]))
+        # torchinfo knows torch's own layers; of one it does not know (the paper's trainable
+        # subsampling, its RBF output) it counts each parameter once, not once per output:
+        # there every connection is one multiply-accumulate.
+        known = type(info.module).__module__.startswith("torch.")
         rows.append(LayerRow(
             name=info.var_name if info.parent_info is None else _qualified_name(info),
             kind=info.class_name,
             output_shape=tuple(info.output_size[1:]),
             params=info.num_params,
             trainable=info.trainable_params,
-            macs=info.macs,
-            connections=connections(info.module, tuple(info.input_size[1:]),
-                                    tuple(info.output_size[1:])),
+            macs=info.macs if known else max(info.macs, links),
+            connections=links,
         ))
     return ModelSummary(model_name, input_size, rows)
 

@@ -224,3 +224,16 @@ def test_a_checkpoint_trained_differently_is_not_replaced(mnist_dir, tmp_path, c
     out.write_bytes(b"something else")
     code, err = train("--epochs", "1")
     assert code == 1 and "exists and is not a lenet5 checkpoint; pass --overwrite" in err
+
+
+def test_a_closed_pipe_is_no_error():
+    """``lenet5 summary --all | head -1``: no "internal error" when the reader leaves."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "lenet5", "summary", "--all"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.readline()
+    proc.stdout.close()  # before the rest is written: the next writes hit a broken pipe
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) in (0, 141) and "error" not in err, err

@@ -53,6 +53,8 @@ def test_counts_as_in_the_paper():
     assert per_layer["f6"] == (10_164, 10_164)
     assert per_layer["output"] == (0, 840)
     assert s.total_connections == 340_908
+    macs = {r.name.split(".")[-1]: r.macs for r in s.rows}
+    assert (macs["s2"], macs["s4"], macs["output"]) == (5_880, 2_000, 840)  # not the 12, 32, 0 of torchinfo
 
 
 def test_summary_has_connections_for_every_model():

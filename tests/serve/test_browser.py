@@ -1,5 +1,7 @@
 """End to end in a real headless browser: Playwright driving Debian's chromium draws a 7 on
-the page of a real `lenet5 serve`, and sees the prediction and the feature maps appear.
+the page of a real `lenet5 serve`, and sees the prediction and the feature maps appear; with
+a reader served too, writes a number in number mode and sees it read, the digits' boxes and
+the output strip drawn.
 
 Skips where chromium or the playwright package is missing (`.ci/run` installs both). Set
 LENET5_SCREENSHOT=docs/serve.png to also write the README's screenshot.
@@ -58,6 +60,7 @@ def test_draw_a_seven_and_watch_it_read(browser, server_url, tmp_path):
     page.goto(server_url + "/")
     assert page.text_content("#digit") == "?"
     assert page.locator("#picker").is_hidden()  # one model: no picker
+    assert page.locator("#modes").is_hidden()  # no reader: no number mode
     before = page.locator("#pad").bounding_box()
     draw(page, SEVEN)
     page.wait_for_function(READY, timeout=20_000)
@@ -107,4 +110,95 @@ def test_upload_an_image(browser, server_url, tmp_path, mnist):
     page.wait_for_function(READY, timeout=20_000)
     assert page.text_content("#digit") == str(int(mnist.test.labels[0]))
     assert "seven.png" in page.text_content("#status")
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def both_url(checkpoint, tiny_reader):
+    """`lenet5 serve` with a digit model and a reader."""
+    from tests.serve.conftest import Server
+
+    s = Server(str(checkpoint), str(tiny_reader))
+    yield s.url
+    s.stop()
+
+
+# number mode: the answer to the latest drawing shown, and its output strip drawn
+NUMBER_READY = """() => document.body.dataset.state === 'ready' && document.body.dataset.mode === 'number'
+    && document.querySelectorAll('#reading .chip').length === document.getElementById('digit')
+       .textContent.replace('–', '').length"""
+LIT = """(id) => { const c = document.getElementById(id);
+    return [...c.getContext('2d').getImageData(0, 0, c.width, c.height).data]
+        .filter((v, i) => i % 4 === 3 && v > 0).length; }"""  # pixels drawn on a canvas
+PAD_READING = """async () => {  // what the API reads in the pad as it is now
+    const blob = await new Promise((ok) => document.getElementById('pad').toBlob(ok, 'image/png'));
+    const body = new FormData();
+    body.append('file', blob, 'pad.png');
+    return (await (await fetch('/api/read', { method: 'POST', body })).json()).text; }"""
+FOUR = [[(0.08, 0.25), (0.08, 0.6), (0.2, 0.6)], [(0.17, 0.2), (0.17, 0.85)]]  # a 4 in two strokes
+ONE = [[(0.4, 0.15), (0.4, 0.85)]]
+SEVEN_NUMBER = [[(0.55, 0.2), (0.72, 0.2), (0.6, 0.85)]]
+
+
+def test_number_mode_reads_as_you_write(browser, both_url, tmp_path):
+    page = browser.new_page(viewport={"width": 1060, "height": 1100})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    reads: list[str] = []
+    page.on("request", lambda r: reads.append(r.url) if r.url.endswith("/api/read") else None)
+    page.goto(both_url + "/")
+    page.wait_for_selector("#modes:not([hidden])")
+    assert page.get_attribute("#modes [data-mode=digit]", "aria-pressed") == "true"
+    page.click("#modes [data-mode=number]")
+    assert page.locator("#strip").is_visible() and page.locator("#bars").is_hidden()
+    assert page.locator(".network").is_hidden()
+    box = page.locator("#pad").bounding_box()
+    assert box["width"] > 2.5 * box["height"]  # a wide pad
+    strokes = FOUR + ONE + SEVEN_NUMBER
+    for stroke in strokes:
+        draw(page, stroke)
+    page.wait_for_function(NUMBER_READY, timeout=20_000)
+    assert 1 <= len(reads) <= len(strokes)  # debounced: not a request per pointer move
+    text = page.text_content("#digit")
+    assert text == "–" or text.isdigit()
+    assert text.replace("–", "") == page.evaluate(PAD_READING)  # the API's reading of the pad
+    assert page.evaluate(LIT, "strip") > 1000  # the output strip under the pad
+    assert page.evaluate(LIT, "linestrip") > 100 and page.evaluate(LIT, "line") > 100
+    if text != "–":
+        assert page.evaluate(LIT, "boxes") > 50  # each digit's box over the pad
+    page.screenshot(path=str(tmp_path / "number.png"), full_page=True)
+
+    page.click("#clear")
+    assert page.text_content("#digit") == "?" and page.evaluate(LIT, "strip") == 0
+    # digit mode still reads digits, feature maps and all
+    page.click("#modes [data-mode=digit]")
+    assert page.locator("#pad").bounding_box()["width"] == pytest.approx(320, abs=2)
+    draw(page, SEVEN)
+    page.wait_for_function(READY, timeout=20_000)
+    assert page.text_content("#digit") == "7"
+    assert errors == []
+    page.close()
+
+
+def test_number_mode_reads_an_upload(browser, both_url, tmp_path, mnist):
+    import httpx
+    import numpy as np
+    import torch
+
+    from lenet5.data.strings import StringOptions, compose
+
+    s = compose(mnist.test, 1, StringOptions(length=(5, 5)), torch.Generator().manual_seed(3))
+    line = np.kron(s.images[0, :, :int(s.widths[0])].numpy(), np.ones((4, 4), dtype=np.uint8))
+    Image.fromarray(255 - np.pad(line, 30)).save(tmp_path / "number.png")  # dark ink on paper
+    want = httpx.post(both_url + "/api/read",
+                      files={"file": ("number.png", (tmp_path / "number.png").read_bytes())}).json()
+    page = browser.new_page(viewport={"width": 1060, "height": 1100})
+    page.goto(both_url + "/")
+    page.wait_for_selector("#modes:not([hidden])")
+    page.click("#modes [data-mode=number]")
+    page.set_input_files("#file", str(tmp_path / "number.png"))
+    page.wait_for_function(NUMBER_READY, timeout=20_000)
+    assert page.text_content("#digit") == (want["text"] or "–")
+    assert "number.png" in page.text_content("#status")
+    assert page.locator("#reading .chip").count() == len(want["digits"])
     page.close()

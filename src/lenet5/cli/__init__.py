@@ -42,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("lenet5: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `lenet5 summary X | head`: the reader left, as with any Unix tool
+        # Python would report the pipe again when it flushes stdout at exit: point it nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception as e:  # a bug, not bad input: one line unless asked for the traceback
         if os.environ.get(DEBUG_ENV):
             traceback.print_exc()

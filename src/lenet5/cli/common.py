@@ -47,6 +47,21 @@ def checkpoint_file(source: str) -> Path:
     return path
 
 
+def split_checkpoint(words: list[str], task: str) -> tuple[str, list[str]]:
+    """``[CHECKPOINT] INPUT...`` as ``(checkpoint, inputs)``: the first word is the
+    checkpoint if it is a ``.safetensors`` file or the name of shipped weights (and no
+    file of that name exists), else the shipped default of ``task`` reads the inputs."""
+    from ..weights import default_weights, is_weights_name
+
+    first = words[0]
+    named = first.endswith(".safetensors") or (is_weights_name(first) and not Path(first).exists())
+    if not named:
+        return default_weights(task).name, words
+    if len(words) == 1:
+        raise Lenet5Error(f"nothing to read: give image files or directories after {first}")
+    return first, words[1:]
+
+
 def add_device_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto",
                    help="auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps")

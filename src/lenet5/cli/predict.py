@@ -12,7 +12,7 @@ from ..errors import Lenet5Error
 from ..io import ensure_writable_dir
 from ..predict import Failure, Predictor, find_images
 from ..training import pick_device
-from .common import add_device_arg
+from .common import CHECKPOINT_HELP, add_device_arg, split_checkpoint
 
 JSON_HELP = """\
 --json prints one array, an object per file, in the order the files were given:
@@ -36,10 +36,10 @@ def add_parser(sub) -> None:
             "prepared as MNIST was: grey, light paper inverted, cropped to the ink, longer side "
             "scaled to 20 px, centred by mass in 28x28. A bad file gets its own error line; the "
             "others are still predicted, and the exit status is 1 if any failed.", 88))
-    p.add_argument("checkpoint", help="a .safetensors checkpoint written by `lenet5 train`")
-    p.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR",
-                   help="image files, or directories searched (recursively) for files "
-                        f"ending in {', '.join(IMAGE_SUFFIXES)}")
+    p.add_argument("images", nargs="+", metavar="[CHECKPOINT] IMAGE_OR_DIR",
+                   help=f"{CHECKPOINT_HELP}; without one, the best shipped reader of digits "
+                        "reads them. Then image files, or directories searched (recursively) "
+                        f"for files ending in {', '.join(IMAGE_SUFFIXES)}")
     p.add_argument("--top", type=int, default=3, metavar="K",
                    help="also list the K most likely classes (default: 3)")
     p.add_argument("--json", action="store_true",
@@ -68,7 +68,8 @@ def run(args) -> int:
         raise Lenet5Error(f"--batch-size must be positive, not {args.batch_size}")
     if args.save_preprocessed:
         ensure_writable_dir(args.save_preprocessed)
-    predictor = Predictor.from_checkpoint(args.checkpoint, pick_device(args.device),
+    checkpoint, args.images = split_checkpoint(args.images, "classify")
+    predictor = Predictor.from_checkpoint(checkpoint, pick_device(args.device),
                                           batch_size=args.batch_size)
     width = min(max((len(name) for name, _, _ in find_images(args.images)), default=0), 60)
     results, failed = [], 0

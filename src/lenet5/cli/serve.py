@@ -12,11 +12,14 @@ from ..serve.limits import Limits
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "serve", help="draw digits in the browser; a JSON API for predictions",
-        description="Serve a page to draw a digit on and watch the model read it, with its "
-                    "feature maps, and a JSON API (POST /api/predict, GET /api/models, "
-                    "/openapi.json). With several checkpoints the page offers a model picker.")
-    p.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT",
-                   help=".safetensors checkpoints written by `lenet5 train` (the first is the default)")
+        description="Serve a page to draw a digit (or, with a reader, a whole number) on and "
+                    "watch the model read it, and a JSON API (POST /api/predict, POST "
+                    "/api/read, GET /api/models, /openapi.json). With several checkpoints of "
+                    "a kind the page offers a model picker.")
+    p.add_argument("checkpoints", nargs="*", metavar="CHECKPOINT",
+                   help=".safetensors checkpoints written by `lenet5 train` or names of shipped "
+                        "weights: digit models, readers of whole numbers, or both (the first of "
+                        "each kind is its default); none: every shipped model, each kind's best first")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default: 127.0.0.1, this machine only; "
                         "0.0.0.0 for every interface)")
@@ -39,6 +42,16 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
+def shipped_models() -> list[str]:
+    """What ``lenet5 serve`` with no checkpoint serves: the shipped weights it can serve,
+    each task's default first."""
+    from ..weights import DEFAULTS, list_weights
+
+    names = list_weights()
+    first = [n for n in DEFAULTS.values() if n in names]
+    return first + [n for n in names if n not in first]
+
+
 def run(args) -> int:
     from ..errors import Lenet5Error
     from ..serve import create_app, require_serve_extra
@@ -53,7 +66,7 @@ def run(args) -> int:
     limits = Limits(max_connections=args.max_connections, header_timeout=args.header_timeout,
                     body_timeout=args.body_timeout, decode_workers=args.decode_workers)
     torch.set_num_threads(max(1, args.threads))
-    app = create_app(args.checkpoints, limits)
+    app = create_app(args.checkpoints or shipped_models(), limits)
     family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
     # IPPROTO_TCP, not 0: asyncio turns Nagle off (TCP_NODELAY) only on sockets that say
     # they are TCP, and with Nagle on, keep-alive responses wait 40 ms for delayed ACKs.

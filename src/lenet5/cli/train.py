@@ -32,7 +32,7 @@ DEFAULT_OUT = "runs/{model}.safetensors"
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "train", help="train a model and save a checkpoint",
-        description="Train a model. Flags left out take the model's own recipe (see README): "
+        description="Train a model. Flags left out take the model's own recipe (docs/recipes.md): "
         "`lenet5 train` with no flags trains classic for 10 epochs on MNIST.")
     p.add_argument("--model", help=f"one of: {', '.join(list_models())} (default: classic)")
     add_data_args(p)

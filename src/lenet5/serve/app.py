@@ -2,6 +2,7 @@
 drawing page (plain HTML/JS/CSS from ``static/``, no build step).
 
     POST /api/predict   an image file (multipart field ``file``) or JSON ``{"pixels": 28x28}``
+    POST /api/read      an image of a written number, file or JSON pixels: a reader's reading
     GET  /api/models    the checkpoints being served
     GET  /healthz       liveness
 
@@ -12,6 +13,7 @@ the same shape. The server never dies from a request. What a request may cost is
 
 from __future__ import annotations
 
+import io
 import logging
 from contextlib import asynccontextmanager
 from functools import partial
@@ -31,16 +33,17 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
 from .. import __version__
-from ..data.images import decode_pixels, load_digit, mnistify
+from ..data.images import decode_pixels, load_digit, mnistify, open_image
 from ..errors import Lenet5Error
 from .engine import Batcher, Prediction, ServedModel, load_models
 from .limits import BodyLimit, Busy, DecodePool, Limits
+from .reader import NumberReading, ServedReader
+from .schemas import Pixel, ReadJSON, ReadResponse, read_response
 
 log = logging.getLogger("lenet5.serve")
 STATIC = Path(__file__).parent / "static"
 SIDE = 28
 
-Pixel = Annotated[float, Field(ge=0, le=255)]
 Row = Annotated[list[Pixel], Field(min_length=SIDE, max_length=SIDE)]
 
 
@@ -83,16 +86,21 @@ class PredictResponse(BaseModel):
 class ModelInfo(BaseModel):
     id: str
     model: str = Field(description="the architecture's registry name")
+    task: str = Field(description='"classify": one digit, POST /api/predict; "read": a '
+                                  "written number, POST /api/read")
     checkpoint: str = Field(description="the checkpoint's file name")
     parameters: int
     classes: int
     class_names: list[str] = Field(description="the classes' names, in label order")
-    test_accuracy: float | None = Field(description="as recorded in the checkpoint")
+    test_accuracy: float | None = Field(description="as recorded in the checkpoint (a reader's: "
+                                                    "its exact match, the share of numbers read right)")
     layers: list[str] = Field(description="feature map layers it can show")
 
 
 class ModelsResponse(BaseModel):
-    default: str
+    default: str = Field(description="the first model served")
+    defaults: dict[str, str] = Field(description="per task, the model a request without "
+                                                 "`model` gets: the first of that task")
     models: list[ModelInfo]
 
 
@@ -139,13 +147,49 @@ _MULTIPART_SCHEMA = {
 }
 
 
+_READ_MULTIPART_SCHEMA = {
+    "type": "object", "required": ["file"],
+    "properties": {
+        "file": {"type": "string", "format": "binary",
+                 "description": "an image of one written number, dark on light or light on "
+                                "dark; the same formats and limits as /api/predict"},
+        "model": {"type": "string", "description": "a reader's id from GET /api/models"},
+    },
+}
+_ENDPOINTS = {"classify": ("/api/predict", "one digit at a time"),
+              "read": ("/api/read", "whole numbers")}
+
+
+def parse(schema: type[BaseModel], body: bytes):
+    """A JSON body as ``schema``, or a 422 naming the first thing wrong."""
+    try:
+        return schema.model_validate_json(body)
+    except ValidationError as e:
+        raise ApiError(422, _first_error(e)) from None
+
+
+def _read_upload(served: ServedReader, data: bytes, name: str) -> NumberReading:
+    """On a decode thread: the upload decoded (bounded as for /api/predict), then read;
+    boxes in the upload's own pixels, however much it was reduced to be read."""
+    img = open_image(data, name)
+    with Image.open(io.BytesIO(data)) as stored:  # its header: the size before reduction
+        factor = max(stored.size) / max(img.size)
+    try:
+        return served.read_image(img, factor)
+    except Lenet5Error as e:
+        raise Lenet5Error(f"{name}: {e}") from None
+
+
 def create_app(checkpoints: list[str | Path], limits: Limits | None = None) -> FastAPI:
     """The app serving ``checkpoints`` (the first is the default model) within ``limits``."""
     limits = limits or Limits()
     models = load_models(checkpoints)
     decoder = DecodePool(limits.decode_workers, limits.decode_queue, limits.light_pixels)
     default = next(iter(models))
-    batchers = {model_id: Batcher(m) for model_id, m in models.items()}
+    defaults = {}
+    for model_id, m in models.items():
+        defaults.setdefault(m.task, model_id)
+    batchers = {model_id: Batcher(m) for model_id, m in models.items() if m.task == "classify"}
     @asynccontextmanager
     async def lifespan(app):
         yield
@@ -181,12 +225,33 @@ def create_app(checkpoints: list[str | Path], limits: Limits | None = None) -> F
     async def internal(request, e: Exception):
         return JSONResponse({"detail": f"internal error: {type(e).__name__}"}, status_code=500)
 
-    def pick(model_id: str | None) -> ServedModel:
+    def pick(model_id: str | None, task: str):
         if model_id is None or model_id == "":
-            return models[default]
+            if task not in defaults:
+                raise ApiError(422, f"no model served here does {_ENDPOINTS[task][1]}; "
+                                    f"served: {', '.join(models)}")
+            return models[defaults[task]]
         if model_id not in models:
             raise ApiError(422, f"unknown model {model_id!r}; served: {', '.join(models)}")
-        return models[model_id]
+        m = models[model_id]
+        if m.task != task:
+            raise ApiError(422, f"model {model_id!r} does {_ENDPOINTS[m.task][1]}: "
+                                f"POST {_ENDPOINTS[m.task][0]}")
+        return m
+
+    async def upload(request: Request):
+        """The image file of a multipart form, and the form."""
+        form = await request.form(max_files=1, max_fields=8)
+        file = form.get("file")
+        if not isinstance(file, UploadFile):
+            raise ApiError(422, "the form needs the image in a file field named 'file'")
+        return await file.read(), file.filename or "file", form
+
+    def content_type(request: Request) -> str:
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype not in ("multipart/form-data", "application/json", ""):
+            raise ApiError(415, f"send application/json or multipart/form-data, not {ctype!r}")
+        return ctype
 
     async def answer(served: ServedModel, digit: np.ndarray, activations: bool) -> PredictResponse:
         p: Prediction = await batchers[served.id].predict(digit, activations)
@@ -218,36 +283,47 @@ def create_app(checkpoints: list[str | Path], limits: Limits | None = None) -> F
         """An image file (multipart field `file`) or JSON pixels in; the digit, the
         probabilities, the 28x28 image the model saw and, if asked, the feature maps out.
         `model` and `activations` may be given as query parameters or in the body."""
-        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if ctype == "multipart/form-data":
-            form = await request.form(max_files=1, max_fields=8)
-            file = form.get("file")
-            if not isinstance(file, UploadFile):
-                raise ApiError(422, "the form needs the image in a file field named 'file'")
-            data = await file.read()
-            served = pick(str(form.get("model", model) or "") or None)
+        if content_type(request) == "multipart/form-data":
+            data, name, form = await upload(request)
+            served = pick(str(form.get("model", model) or "") or None, "classify")
             want = str(form.get("activations", activations)).lower() in ("true", "1", "yes", "on")
-            digit = await decoder.run(load_digit, data, file.filename or "file",
-                                      pixels=partial(decode_pixels, data))
+            digit = await decoder.run(load_digit, data, name, pixels=partial(decode_pixels, data))
             return await answer(served, digit, want)
-        if ctype in ("application/json", ""):
-            body = await request.body()
-            try:
-                req = PredictJSON.model_validate_json(body)
-            except ValidationError as e:
-                raise ApiError(422, _first_error(e)) from None
-            served = pick(req.model if req.model is not None else model)
-            digit = np.rint(np.asarray(req.pixels, dtype=np.float32)).astype(np.uint8)
-            if req.mnistify:
-                digit = await run_in_threadpool(mnistify, Image.fromarray(digit), "pixels")
-            return await answer(served, digit, req.activations or activations)
-        raise ApiError(415, f"send application/json or multipart/form-data, not {ctype!r}")
+        req = parse(PredictJSON, await request.body())
+        served = pick(req.model if req.model is not None else model, "classify")
+        digit = np.rint(np.asarray(req.pixels, dtype=np.float32)).astype(np.uint8)
+        if req.mnistify:
+            digit = await run_in_threadpool(mnistify, Image.fromarray(digit), "pixels")
+        return await answer(served, digit, req.activations or activations)
+
+    @app.post("/api/read", response_model=ReadResponse, responses=errors,
+              summary="Read a written number",
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  "application/json": {"schema": ReadJSON.model_json_schema()},
+                  "multipart/form-data": {"schema": _READ_MULTIPART_SCHEMA}}}})
+    async def read(request: Request,
+                   model: Annotated[str | None, Query(description="model id (a reader)")] = None):
+        """An image of one written number (multipart field `file`), or JSON pixels of an ink
+        map; the number read, its confidence, each digit's probability and box, and the
+        output strip: each position of the window along the line, its best class (a digit
+        or "none") and that class's probability. Same limits as /api/predict."""
+        if content_type(request) == "multipart/form-data":
+            data, name, form = await upload(request)
+            served = pick(str(form.get("model", model) or "") or None, "read")
+            got = await decoder.run(_read_upload, served, data, name,
+                                    pixels=partial(decode_pixels, data))
+        else:
+            req = parse(ReadJSON, await request.body())
+            served = pick(req.model if req.model is not None else model, "read")
+            got = await decoder.run(served.read_ink, req.ink())
+        return read_response(served.id, got, served.classes)
 
     @app.get("/api/models", response_model=ModelsResponse, summary="The models being served")
     async def list_models() -> ModelsResponse:
-        return ModelsResponse(default=default, models=[
-            ModelInfo(id=m.id, model=m.name, checkpoint=m.path.name, parameters=m.parameters,
-                      classes=m.num_classes, class_names=list(m.predictor.classes),
+        return ModelsResponse(default=default, defaults=defaults, models=[
+            ModelInfo(id=m.id, model=m.name, task=m.task, checkpoint=m.path.name,
+                      parameters=m.parameters, classes=m.num_classes,
+                      class_names=list(m.classes),
                       test_accuracy=m.test_accuracy, layers=list(m.layers))
             for m in models.values()])
 

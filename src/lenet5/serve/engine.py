@@ -14,6 +14,7 @@ through (no waiting window); under load, 20 digits cost little more than one.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from pathlib import Path
 
@@ -21,9 +22,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..checkpoint import Checkpoint
 from ..errors import Lenet5Error
+from ..models import get_model_entry
 from ..models.features import feature_layers
 from ..predict import Prediction, Predictor
+from ..weights import resolve_checkpoint
+from .reader import ServedReader
 
 
 def feature_outputs(model: nn.Module) -> dict[str, nn.Module]:
@@ -41,17 +46,20 @@ def recorded_accuracy(metrics) -> float | None:
 
 
 class ServedModel:
-    """One checkpoint, ready to answer. Thread-safe: one forward pass at a time."""
+    """One classifier's checkpoint, ready to answer. Thread-safe: one forward pass at a time."""
 
-    def __init__(self, model_id: str, path: str | Path):
+    task = "classify"
+
+    def __init__(self, model_id: str, path: str | Path, ckpt: Checkpoint | None = None):
         path = Path(path)
-        self.predictor = Predictor.from_checkpoint(path)
+        self.predictor = Predictor(ckpt) if ckpt is not None else Predictor.from_checkpoint(path)
         self.id = model_id
         self.path = path
         self.name = self.predictor.checkpoint.model_name
         self.metrics = self.predictor.checkpoint.metrics
         self.model = self.predictor.model
-        self.num_classes = len(self.predictor.classes)
+        self.classes = self.predictor.classes
+        self.num_classes = len(self.classes)
         self.parameters = sum(p.numel() for p in self.model.parameters())
         self.layers = feature_outputs(self.model)
         self.test_accuracy = recorded_accuracy(self.metrics)
@@ -146,19 +154,23 @@ class Batcher:
             future.set_result(result)
 
 
-def load_models(paths: list[str | Path]) -> dict[str, ServedModel]:
-    """``{id: model}`` in the order given; the id is the file's stem, made unique."""
+def load_models(paths: list[str | Path]) -> dict[str, ServedModel | ServedReader]:
+    """``{id: model}`` in the order given; the id is the file's stem (or the shipped
+    weights' name), made unique. Each checkpoint is served by what its model's registry task asks for: a
+    :class:`ServedModel` classifies digits, a :class:`~.reader.ServedReader` reads numbers."""
+    served = {"classify": ServedModel, "read": ServedReader}
     if not paths:
         raise Lenet5Error("give at least one checkpoint to serve")
-    models: dict[str, ServedModel] = {}
+    models: dict[str, ServedModel | ServedReader] = {}
     for path in paths:
         stem = Path(path).name.removesuffix(".safetensors")
         model_id, n = stem, 1
         while model_id in models:
             n += 1
             model_id = f"{stem}-{n}"
+        ckpt = resolve_checkpoint(os.fspath(path))  # a file, or the name of shipped weights
         try:
-            models[model_id] = ServedModel(model_id, path)
+            models[model_id] = served[get_model_entry(ckpt.model_name).task](model_id, path, ckpt)
         except Lenet5Error:
             raise
         except Exception as e:  # a checkpoint whose numbers break the model: one line

@@ -1,0 +1,128 @@
+"""The string readers' side of ``lenet5 serve``: an image of a written number in, its reading
+and its output strip out.
+
+A :class:`ServedReader` holds a reader's checkpoint (a model whose registry task is
+"read": ``lenet5-sdnn``, ``lenet5-ctc``). Besides the reading (the text, its confidence,
+each digit's probability and box in the image's pixels) it answers with the output strip,
+as the paper's SDNN figures draw it under the line (LeCun et al. 1998, section VII): for
+each position of LeNet-5's window along the line, the class it finds most likely (a digit
+or "none") and that class's probability, and where the window is centred, in the image's
+columns and in the 32-pixel-high line the model saw.
+
+No web framework here; the app runs :meth:`ServedReader.read_image` on a decode thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..checkpoint import Checkpoint
+from ..data.images import MIN_CONTRAST, to_grey
+from ..errors import Lenet5Error
+from ..reading.line import SIDE, LineDigit, LineReading, normalize_line, read_ink_maps
+from ..reading.read import output_strip
+
+NONE = "none"  # the name of the class after the digits: the SDNN's "none", CTC's blank
+
+
+@dataclass(frozen=True)
+class StripCell:
+    """One output of the sweep: its best class (``label``, the blank or "none" last) and
+    that class's probability; its window's centre in the image (``x``) and in ``input``."""
+
+    label: int
+    probability: float
+    x: float
+    column: float
+
+
+@dataclass(frozen=True)
+class NumberReading:
+    reading: LineReading
+    strip: tuple[StripCell, ...]
+    input: np.ndarray  # (32, W) uint8: the line as the model saw it, ink 255 on 0
+
+
+def _ink_map(img: Image.Image) -> np.ndarray:
+    """The image as ``read_ink_maps`` takes it: grey, light paper inverted so that the ink
+    is bright, the paper's level (the median of the border) taken off, uint8.
+
+    Until ``lenet5.reading.read_image`` (the photo preprocessing of ``lenet5 read``:
+    uneven light, ruled paper) is there to call instead. A drawing from the page, white on
+    black or black on white, needs nothing more."""
+    grey = to_grey(img)
+    paper = float(np.median(np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])))
+    if paper > 127:
+        grey, paper = 255.0 - grey, 255.0 - paper
+    ink = np.clip(grey - paper, 0, 255)
+    if float(ink.max()) < MIN_CONTRAST:
+        raise Lenet5Error("no ink found (nothing stands out from the background)")
+    return np.rint(ink).astype(np.uint8)
+
+
+class ServedReader:
+    """One reader's checkpoint, ready to read. Thread-safe: one reading at a time."""
+
+    task = "read"
+
+    def __init__(self, model_id: str, path: str | Path, ckpt: Checkpoint):
+        self.id, self.path, self.checkpoint = model_id, Path(path), ckpt
+        self.name = ckpt.model_name
+        self.model = ckpt.build_model()
+        self.preprocess = ckpt.preprocess
+        self.classes = (*ckpt.class_names(), NONE)  # the digits, then "none" (CTC's blank)
+        self.num_classes = len(self.classes)
+        self.parameters = sum(p.numel() for p in self.model.parameters())
+        self.layers: dict = {}  # no feature maps shown for a reader
+        self.metrics = ckpt.metrics
+        exact = (self.metrics.get("test") or {}).get("exact_match")  # numbers read right
+        self.test_accuracy = float(exact) if isinstance(exact, (int, float)) and 0 <= exact <= 1 else None
+        self._lock = threading.Lock()
+        self._probe()
+
+    def _probe(self) -> None:
+        """Read a line now, so that a checkpoint the model cannot use is refused at start-up."""
+        line = np.zeros((40, 60), dtype=np.uint8)
+        line[10:30, 10:14] = line[10:30, 40:44] = 255  # "11"
+        try:
+            answer = self.read_ink(line)
+        except Exception as e:  # whatever the checkpoint's numbers make the model do
+            first = (str(e).strip().splitlines() or [""])[0]
+            raise Lenet5Error(f"{self.path}: the model cannot read a line "
+                              f"({type(e).__name__}: {first})") from None
+        if not all(np.isfinite([c.probability for c in answer.strip])) or \
+                not np.isfinite(answer.reading.confidence):
+            raise Lenet5Error(f"{self.path}: the model gives non-finite probabilities")
+
+    def read_image(self, img: Image.Image, factor: float = 1.0) -> NumberReading:
+        """Any image of one written number; boxes and ``x`` scaled by ``factor``: the
+        original's pixels per ``img`` pixel, where the upload was reduced to be read."""
+        # lenet5.reading's own picture-to-ink step, once there, replaces `_ink_map` here.
+        return self.read_ink(_ink_map(img), factor)
+
+    def read_ink(self, ink: np.ndarray, factor: float = 1.0) -> NumberReading:
+        """An ink map (uint8, bright ink on a dark background, any size)."""
+        with self._lock:
+            [reading] = read_ink_maps(self.model, self.preprocess, [ink])
+            line, where = normalize_line(ink)  # the line the reading was made of, again
+            probs, centres = output_strip(self.model, self.preprocess, line)
+        best, label = probs.max(1)
+        xs = (where.x0 + (centres.double() - SIDE) / where.scale) * factor
+        strip = tuple(StripCell(int(k), float(p), round(float(x), 1), float(c))
+                      for k, p, x, c in zip(label, best, xs, centres))
+        if factor != 1:
+            digits = tuple(LineDigit(d.digit, d.probability, _scaled(d.box, factor))
+                           for d in reading.digits)
+            reading = LineReading(reading.text, reading.confidence, digits)
+        return NumberReading(reading, strip, line.numpy())
+
+
+def _scaled(box: tuple[int, int, int, int], factor: float) -> tuple[int, int, int, int]:
+    x0, y0, x1, y1 = box
+    return (int(np.floor(x0 * factor)), int(np.floor(y0 * factor)),
+            int(np.ceil(x1 * factor)), int(np.ceil(y1 * factor)))
