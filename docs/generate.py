@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 COLUMNS = "100"  # argparse wraps help at the terminal's width
 MODEL_ORDER = ["classic", "modern", "classic-c5conv", "modern-c5conv", "sigmoid", "keras",
-               "lenet5-1998", "lenet5-sdnn", "lenet5-ctc", "alexnet"]
+               "lenet5-1998", "reader", "lenet5-sdnn", "lenet5-ctc", "alexnet"]
 # the page that says more about each command (relative to docs/); a command not listed
 # here still gets its row in the table
 COMMAND_DOCS = {"prepare": "datasets.md", "summary": "models.md", "train": "training.md",
@@ -177,6 +177,7 @@ def models_table(base: str = "docs/") -> str:
     rows = ["| `--model` | what it is | parameters | MNIST test accuracy |",
             "| --- | --- | ---: | ---: |"]
     special = {"lenet5-1998": f"[{reproduced_error()}% error]({base}paper.md)",
+               "reader": f"[{reader_mean():.2f}%]({base}reader.md)",
                "lenet5-sdnn": f"[whole numbers]({base}reading.md)",
                "lenet5-ctc": f"[whole numbers]({base}reading.md)"}
     for name in names:
@@ -282,6 +283,81 @@ def reproduce_table() -> str:
             rows.append(f"| {exp} | {measure} | {'-' if p is None else f'{p:.2f}'} | {ours} | {seeds} |")
     return ("`" + data["command"] + "`:\n\n" + "\n".join(rows) + "\n\n"
             + provenance(data, "python docs/measure.py reproduce-1998 runs/reproduce_1998/results.jsonl"))
+
+
+def robustness_table(view: str = "predict") -> str:
+    """Accuracy % per model and shift in one view, from ``docs/results/robustness.json``
+    (``benchmarks/robustness.py --json``): a shift more than the floor's points below the
+    model's clean accuracy is starred, the exempt shifts are in parentheses."""
+    data = results("robustness")
+    exempt, floor = set(data["exempt"]), data["floor_points"]
+    first = next(iter(data["models"].values()))
+    keys = [k for k in first if k.endswith(f"/{view}")]
+    if view == "predict":  # photos and other writers are read as predict reads them
+        keys += [k for k in first if "/" not in k or k.split("/")[1] not in ("predict", "raw")]
+
+    def head(key: str) -> str:
+        shift = key.split("/")[0].replace("_", " ")
+        return f"({shift})" if shift in exempt else shift
+
+    rows = ["| model | " + " | ".join(head(k) for k in keys) + " |",
+            "| --- |" + " ---: |" * len(keys)]
+    for name, row in data["models"].items():
+        clean = row[f"clean/{view}"]
+        cells = []
+        for k in keys:
+            shift, a = k.split("/")[0], row[k]
+            low = shift not in exempt and shift != "other_writers" and (clean - a) * 100 > floor
+            cells.append(f"{100 * a:.2f}{'*' if low else ''}")
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    return ("`" + data["command"] + "`:\n\n" + "\n".join(rows) + "\n\n"
+            + provenance(data, data["command"]))
+
+
+READER_CHANGES = {  # benchmarks/train_reader.py --tag -> what the run changes
+    "modern": "LeNet-5 (`modern`: ReLU, max pooling) with its own recipe (10 epochs)",
+    "modern-writing": "`modern` with the `writing` augmentation",
+    "reader-noaug": "the reader's network (batch norm, wide C1/C3, no F6) and recipe (20 epochs), "
+                    "no augmentation",
+    "reader-nonorm": "the reader without batch norm",
+    "reader": "the reader as shipped: its network, recipe and `writing` augmentation",
+}
+
+
+def reader_ablations() -> str:
+    """What each of the reader's changes is worth on the validation split, from
+    ``docs/results/reader.json`` (``benchmarks/train_reader.py`` records)."""
+    data = results("reader")
+    exempt = set(data["exempt"])
+    rows = ["| run | validation accuracy | worst shift (points below clean) | rotate15 | lowres8 "
+            "| s/epoch (1 thread) |", "| --- | ---: | --- | ---: | ---: | ---: |"]
+    for r in data["validation"]["runs"]:
+        rob = r.get("robustness", {})
+        drops = {k: 100 * (rob["clean"] - a) for k, a in rob.items() if k not in exempt | {"clean"}}
+        worst = max(drops, key=drops.get) if drops else None
+        worst_cell = f"{worst} {drops[worst]:.2f}" if worst else "-"
+        cells = [f"{100 * rob[k]:.2f}" if k in rob else "-" for k in ("rotate15", "lowres8")]
+        rows.append(f"| {READER_CHANGES.get(r['tag'], r['tag'])} | {100 * r['val']:.2f} | "
+                    f"{worst_cell} | {' | '.join(cells)} | {r['seconds_per_epoch']:.1f} |")
+    return ("`" + data["validation"]["command"] + "`, seed 0:\n\n" + "\n".join(rows) + "\n\n"
+            + provenance(data, "python benchmarks/train_reader.py", timings=True))
+
+
+def reader_mean() -> float:
+    """The reader's mean test accuracy (%) over the seeds of ``docs/results/reader.json``."""
+    return statistics.mean(100 * r["test_acc"] for r in results("reader")["test"]["runs"])
+
+
+def reader_seeds() -> str:
+    """The shipped recipe's test accuracy after its last epoch, per seed."""
+    data = results("reader")
+    runs = data["test"]["runs"]
+    rows = ["| seed | test accuracy after the last epoch | s/epoch |", "| ---: | ---: | ---: |"]
+    rows += [f"| {r['seed']} | {100 * r['test_acc']:.2f} | {r['seconds_per_epoch']:.1f} |" for r in runs]
+    mean = reader_mean()
+    return ("`" + data["test"]["command"] + "`:\n\n" + "\n".join(rows)
+            + f"\n\nMean over {len(runs)} seeds: **{mean:.2f}%**.\n\n"
+            + provenance(data, data["test"]["command"], timings=True))
 
 
 # ---- the entry point -----------------------------------------------------------------------

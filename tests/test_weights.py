@@ -124,7 +124,7 @@ def test_package_data_ships_the_files():
     assert "weights/*.safetensors" in globs and "**/*.json" in globs
 
 
-SHIPPED = {"classic.mnist", "modern.mnist", "lenet5-1998.mnist"}
+SHIPPED = {"classic.mnist", "modern.mnist", "lenet5-1998.mnist", "reader.mnist"}
 
 
 def test_the_promised_weights_ship_with_a_default_for_each_task():

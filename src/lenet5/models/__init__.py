@@ -1,6 +1,6 @@
 """The model family. Importing a family module registers its models."""
 
-from . import alexnet, lenet, lenet1998, sdnn  # noqa: F401  (registration side effects)
+from . import alexnet, lenet, lenet1998, reader, sdnn  # noqa: F401  (registration side effects)
 from .registry import (
     ModelEntry,
     Preprocess,

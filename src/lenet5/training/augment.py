@@ -19,7 +19,9 @@ or ``TrainConfig(augment={"NAME": {...options}})`` (a recipe can name it too)::
 
 ``x`` is the model's input (after padding and normalization, on the device), ``y`` the
 labels; return tensors of the same layout. ``--distort`` is the paper's augmentation,
-registered as ``distort``.
+registered as ``distort``; ``writing`` draws the ways people's writing differs from MNIST
+(rotation, slant, elastic distortion, stroke thickness, blur, low resolution, faint ink:
+``data/augment.py``), the ``reader`` model's recipe.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import Any
 
 import torch
 
+from ..data.augment import Augment, augment_input
 from ..data.distort import Distortion, distort
 from ..errors import Lenet5Error
 from ..registry import Registry
@@ -74,6 +77,27 @@ class Distort(Augmentation):
 
     def on_batch(self, loop, x, y):
         return distort(x, self.generator, self.distortion), y
+
+
+@register_augmentation("writing")
+class Writing(Augmentation):
+    """People's writing, drawn per image on the whole batch (``data/augment.py``): every
+    option is a range of :class:`~lenet5.data.augment.Augment` (0 switches that part off),
+    its defaults the ``reader`` model's, chosen on a validation split (docs/reader.md)."""
+
+    def __init__(self, generator: torch.Generator, **ranges: float):
+        super().__init__(generator)
+        try:
+            self.ranges = Augment(**ranges)
+        except TypeError as e:
+            raise Lenet5Error(f"augmentation 'writing': {e}") from None
+        if not 0 <= self.ranges.clean <= 1:
+            raise Lenet5Error(f"augmentation 'writing': clean is the share of images left as "
+                              f"they are, between 0 and 1, not {self.ranges.clean}")
+
+    def on_batch(self, loop, x, y):
+        pre = loop.preprocess
+        return augment_input(x, self.generator, self.ranges, pre.mean, pre.std), y
 
 
 def seed_for(name: str, seed: int) -> int:

@@ -36,6 +36,8 @@ class Recipe:
     train_eval: bool = False  # the (train set) line from a full pass, not running averages
     ema: float = 0.0  # decay of a moving average of the weights, per step (0: none)
     double_batch_from: int = 0  # from this epoch on, twice batch_size per step (0: never)
+    # augmentations of the training batches by name (training/augment.py), with options
+    augment: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -83,8 +85,13 @@ SDNN = Recipe(optimizer="adam", lr=3e-3, schedule="onecycle", epochs=12, batch_s
 CTC = Recipe(optimizer="adam", lr=6e-3, schedule="onecycle", epochs=30, batch_size=64,
              loss="ctc", ema=0.998)
 
+# The reader (models/reader.py): modern's rate, smoothing and weight average over 20 epochs,
+# on batches varied the ways people's writing differs from MNIST (docs/reader.md).
+READER = dataclasses.replace(FAST, lr=1e-2, epochs=20, loss_args={"label_smoothing": 0.1},
+                             ema=0.98, augment={"writing": {}})
+
 for _name, _recipe in {"classic": CLASSIC, "modern": MODERN, "classic-c5conv": FAST,
                        "modern-c5conv": MODERN, "sigmoid": FAST, "keras": FAST,
                        "lenet5-1998": LENET5_1998, "alexnet": ALEXNET,
-                       "lenet5-sdnn": SDNN, "lenet5-ctc": CTC}.items():
+                       "lenet5-sdnn": SDNN, "lenet5-ctc": CTC, "reader": READER}.items():
     register_recipe(_name, _recipe)
