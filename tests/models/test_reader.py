@@ -25,14 +25,14 @@ def test_reader_fits_lenet5s_parameter_budget():
 def test_reader_has_lenet5s_layout():
     model = lenet5.create_model("reader")
     names = [name for name, _ in model.features.named_children()]
-    assert names == ["c1", "s2", "bn1", "act1", "c3", "s4", "bn3", "act3", "c5", "bn5", "act5"]
+    assert names == ["c1", "bn1", "act1", "s2", "c3", "bn3", "act3", "s4", "c5", "bn5", "act5"]
     x = torch.zeros(3, 1, 32, 32)
     shapes = []
     for layer in model.features:
         x = layer(x)
         shapes.append(tuple(x.shape[1:]))
-    assert shapes[0] == (16, 28, 28) and shapes[1] == (16, 14, 14)
-    assert shapes[4] == (32, 10, 10) and shapes[5] == (32, 5, 5) and shapes[-1] == (56, 1, 1)
+    assert shapes[0] == (16, 28, 28) and shapes[3] == (16, 14, 14)
+    assert shapes[4] == (32, 10, 10) and shapes[7] == (32, 5, 5) and shapes[-1] == (56, 1, 1)
     assert model(torch.zeros(3, 1, 32, 32)).shape == (3, 10)
 
 
