@@ -11,7 +11,7 @@ the line's bounding box. ``Placement`` maps the strip back to the original image
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -102,11 +102,13 @@ class LineReading:
     text: str
     confidence: float
     digits: tuple[LineDigit, ...]
+    strip: torch.Tensor | None = field(default=None, repr=False, compare=False)  # (32, W) uint8
 
 
 def read_ink_maps(model, pre, inks, options=None) -> list[LineReading]:
     """Read each ink map (see ``normalize_line``) with a string reader; each digit's box
-    in the ink map's own pixels (its columns from the reader, its rows from its ink)."""
+    in the ink map's own pixels (its columns from the reader, its rows from its ink), and
+    the strip the reader saw."""
     from .read import read_strips
 
     placed = [normalize_line(ink) for ink in inks]
@@ -122,5 +124,5 @@ def read_ink_maps(model, pre, inks, options=None) -> list[LineReading]:
             rows = torch.nonzero((strip[:, d.x0:d.x1] >= INK).any(1))[:, 0]
             y0, y1 = (int(rows[0]), int(rows[-1]) + 1) if len(rows) else (0, HEIGHT)
             digits.append(LineDigit(d.digit, d.probability, where.to_original(d.x0, d.x1, y0, y1)))
-        out.append(LineReading(r.text, r.confidence, tuple(digits)))
+        out.append(LineReading(r.text, r.confidence, tuple(digits), strip))
     return out

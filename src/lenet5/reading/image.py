@@ -1,0 +1,68 @@
+"""Reading a whole number from an image: a photo or scan of one written number.
+
+    >>> from PIL import Image
+    >>> from lenet5.checkpoint import load_checkpoint
+    >>> from lenet5.reading.image import read_image
+    >>> ckpt = load_checkpoint("runs/lenet5-ctc.safetensors")
+    >>> r = read_image(ckpt.build_model(), ckpt.preprocess, Image.open("4096.jpg"))
+    >>> r.text, r.confidence, [(d.digit, d.probability, d.box) for d in r.digits]
+
+Two steps: ``ink_of`` turns the picture into an ink map (bright ink on black, whatever the
+paper and the pen), then ``read_ink_maps`` (line.py) brings the line to the readers'
+geometry and reads it. ``ink_of`` is the one place the picture becomes ink.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from ..data.images import MIN_CONTRAST, NOISE_FLOOR, to_grey
+from ..errors import Lenet5Error
+from .line import LineDigit, LineReading, read_ink_maps
+
+
+def ink_of(img: Image.Image, name: str = "image") -> tuple[np.ndarray, float]:
+    """The ink of a picture of one written line: a uint8 map (bright ink on black, 255 the
+    darkest stroke) and its scale (ink-map pixels per picture pixel).
+
+    The paper is told from the ink by the border's median grey (light paper: dark ink);
+    ink is how far a pixel stands from the paper, stretched so the strongest stroke is
+    255, and what is under ``NOISE_FLOOR`` of it is paper. Clean scans and even light;
+    the map keeps the picture's size.
+    """
+    grey = to_grey(img)
+    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+    paper = float(np.median(border))
+    # the ink is on the side of the paper where pixels stand farthest from it
+    darker, lighter = np.clip(paper - grey, 0, None), np.clip(grey - paper, 0, None)
+    ink = darker if _strong(darker) >= _strong(lighter) else lighter
+    peak = float(ink.max())
+    if peak < MIN_CONTRAST:
+        raise Lenet5Error(f"{name}: no ink found (nothing stands out from the background)")
+    ink = np.clip(ink / peak, 0, 1)
+    ink[ink < NOISE_FLOOR] = 0
+    return np.round(ink * 255).astype(np.uint8), 1.0
+
+
+def _strong(ink: np.ndarray) -> float:
+    return float(np.percentile(ink, 99.5))
+
+
+def read_image(model, pre, img: Image.Image, options=None, name: str = "image") -> LineReading:
+    """The reading of a picture of one written number: its text, its confidence and each
+    digit's probability and box (x0, y0, x1, y1 in ``img``'s pixels, ends exclusive);
+    ``strip`` is the 32-pixel line the reader saw. ``options``: a ``DecodeOptions``."""
+    ink, scale = ink_of(img, name)
+    [r] = read_ink_maps(model, pre, [ink], options)
+    h, w = ink.shape  # the picture as to_grey turned it upright (EXIF)
+    w, h = round(w / scale), round(h / scale)
+
+    def back(box):
+        x0, y0, x1, y1 = box
+        return (max(0, int(np.floor(x0 / scale))), max(0, int(np.floor(y0 / scale))),
+                min(w, int(np.ceil(x1 / scale))), min(h, int(np.ceil(y1 / scale))))
+
+    return LineReading(r.text, r.confidence,
+                       tuple(LineDigit(d.digit, d.probability, back(d.box)) for d in r.digits),
+                       r.strip)
