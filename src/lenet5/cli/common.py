@@ -13,6 +13,7 @@ from ..errors import Lenet5Error
 from ..models import get_model_entry
 
 _TASKS = {"classify": "classifier of single images", "read": "reader of whole numbers"}
+DEFAULT_DATASETS = {"classify": "mnist", "read": "mnist-strings"}  # what `train` uses unasked
 
 
 def add_data_args(p: argparse.ArgumentParser, of_checkpoint: bool = False) -> None:
@@ -63,6 +64,11 @@ def load_checkpoint_data(args: argparse.Namespace, ckpt: Checkpoint) -> Dataset:
     name = args.dataset or ckpt.dataset.get("name") or "mnist"
     return load_dataset(name, args.data_dir,
                         image_format=image_format_for(ckpt.model_name)).head(args.limit)
+
+
+def default_dataset(model: str) -> str:
+    """The dataset a model trains on when none is named: its task's."""
+    return DEFAULT_DATASETS[get_model_entry(model).task]
 
 
 def check_task(model_name: str, data) -> str:

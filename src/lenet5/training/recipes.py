@@ -80,7 +80,7 @@ ALEXNET = Recipe(optimizer="sgd", lr=0.01, schedule="cosine", epochs=10, batch_s
 # weights (decay 0.998 per step, a horizon of about one epoch); see docs/reading.md.
 SDNN = Recipe(optimizer="adam", lr=3e-3, schedule="onecycle", epochs=12, batch_size=256,
               ema=0.998)
-CTC = Recipe(optimizer="adam", lr=6e-3, schedule="onecycle", epochs=30, batch_size=64,
+CTC = Recipe(optimizer="adam", lr=6e-3, schedule="onecycle", epochs=50, batch_size=64,
              loss="ctc", ema=0.998)
 
 for _name, _recipe in {"classic": CLASSIC, "modern": MODERN, "classic-c5conv": FAST,
