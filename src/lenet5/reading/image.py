@@ -14,10 +14,13 @@ geometry and reads it. ``ink_of`` is the one place the picture becomes ink.
 
 from __future__ import annotations
 
+import io
+import os
+
 import numpy as np
 from PIL import Image
 
-from ..data.images import MIN_CONTRAST, NOISE_FLOOR, to_grey
+from ..data.images import MIN_CONTRAST, NOISE_FLOOR, open_image, to_grey
 from ..errors import Lenet5Error
 from .line import LineDigit, LineReading, read_ink_maps
 
@@ -53,15 +56,36 @@ def read_image(model, pre, img: Image.Image, options=None, name: str = "image") 
     """The reading of a picture of one written number: its text, its confidence and each
     digit's probability and box (x0, y0, x1, y1 in ``img``'s pixels, ends exclusive);
     ``strip`` is the 32-pixel line the reader saw. ``options``: a ``DecodeOptions``."""
+    return _read(model, pre, img, options, name, 1.0)
+
+
+def read_file(model, pre, source: str | os.PathLike | bytes, name: str | None = None,
+              options=None) -> LineReading:
+    """``read_image`` of an image file (or its bytes), decoded within ``open_image``'s
+    bounds; the boxes in the file's own pixels, however much it was reduced to be read."""
+    label = name or (str(source) if not isinstance(source, bytes) else "image")
+    img = open_image(source, label)
+    with _header_only(source) as full:  # the size as stored, before open_image reduced it
+        factor = max(full.size) / max(img.size)
+    return _read(model, pre, img, options, label, factor)
+
+
+def _header_only(source):
+    return Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+
+
+def _read(model, pre, img, options, name, factor: float) -> LineReading:
+    """Read ``img``; boxes scaled by ``factor`` (original pixels per ``img`` pixel)."""
     ink, scale = ink_of(img, name)
     [r] = read_ink_maps(model, pre, [ink], options)
+    k = factor / scale  # original pixels per ink-map pixel
     h, w = ink.shape  # the picture as to_grey turned it upright (EXIF)
-    w, h = round(w / scale), round(h / scale)
+    w, h = round(w * k), round(h * k)
 
     def back(box):
         x0, y0, x1, y1 = box
-        return (max(0, int(np.floor(x0 / scale))), max(0, int(np.floor(y0 / scale))),
-                min(w, int(np.ceil(x1 / scale))), min(h, int(np.ceil(y1 / scale))))
+        return (max(0, int(np.floor(x0 * k))), max(0, int(np.floor(y0 * k))),
+                min(w, int(np.ceil(x1 * k))), min(h, int(np.ceil(y1 * k))))
 
     return LineReading(r.text, r.confidence,
                        tuple(LineDigit(d.digit, d.probability, back(d.box)) for d in r.digits),
