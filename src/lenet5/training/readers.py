@@ -83,6 +83,11 @@ class ReaderTraining:
         # the numbers each rank trains on: its own stream, the same for the same seed
         self.generator = torch.Generator().manual_seed(cfg.seed * 1000 + 7 + rank)
 
+    @property
+    def generators(self) -> dict[str, torch.Generator]:
+        """What --resume must carry over besides the loop's own."""
+        return {"strings": self.generator}
+
     def watch(self, strings: Strings) -> Strings:
         """What each epoch is evaluated on: the first ``WATCH`` of ``strings``."""
         return strings if len(strings) <= WATCH else strings.subset(slice(0, WATCH))

@@ -176,6 +176,7 @@ def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print,
                                 **cfg.optimizer_args)
     schedule = build_schedule(cfg.schedule, optimizer, cfg.epochs, steps_per_epoch)
     shuffle = torch.Generator().manual_seed(cfg.seed)
+    generators = {"shuffle": shuffle, **(reader.generators if reader is not None else {})}
 
     def batch(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if reader is not None:
@@ -197,7 +198,7 @@ def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print,
     hooks = [*training_callbacks(cfg, net, optimizer), *callbacks, *reporting_callbacks(cfg),
              *([EpochFunction(on_epoch)] if on_epoch is not None else [])]
     run_state = RunState(state_path_for(cfg.out) if cfg.out else None, model=net,
-                         optimizer=optimizer, schedule=schedule, generators={"shuffle": shuffle},
+                         optimizer=optimizer, schedule=schedule, generators=generators,
                          callbacks=hooks, config=cfg.to_dict(), dataset=data.describe(),
                          epochs=cfg.epochs)
     first = run_state.start(resume, loop.history)
