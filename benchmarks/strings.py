@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -36,6 +35,9 @@ from lenet5.reading.metrics import by_length, reading_metrics
 from lenet5.reading.objectives import evaluate_reader
 from lenet5.reading.read import METHODS, DecodeOptions, read_strips
 from lenet5.training import TrainConfig, train
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "docs"))
+from measure import conditions  # noqa: E402  (how every results file records the machine)
 
 READERS = ("lenet5-ctc", "lenet5-sdnn")
 
@@ -161,18 +163,6 @@ def table(results: list[dict]) -> str:
     return "\n".join(rows) + "\n"
 
 
-def conditions() -> dict:
-    cpu = platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"date": time.strftime("%Y-%m-%d"), "torch": torch.__version__, "cpu": cpu,
-            "cores": os.cpu_count(), "threads": torch.get_num_threads(),
-            "load_average": round(os.getloadavg()[0], 1)}
-
-
 def readers(args, data, log):
     """(name, seed, model, wall s, CPU s, preprocess) of each reader: trained here, or read
     from ``--checkpoints``."""
@@ -221,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         data.test_size = args.test_size
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    cond = conditions()
+    cond = conditions(torch.get_num_threads())
     print(f"threads {cond['threads']}, load average {cond['load_average']} on {cond['cores']} "
           "cores", file=sys.stderr)
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
