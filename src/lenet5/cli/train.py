@@ -41,8 +41,7 @@ def add_parser(sub) -> None:
         description="Train a model. Flags left out take the model's own recipe (see README): "
         "`lenet5 train` with no flags trains classic for 10 epochs on MNIST.")
     p.add_argument("--model", help=f"one of: {', '.join(list_models())} (default: classic)")
-    add_data_args(p)
-    p.set_defaults(dataset=None)  # the model's task's (common.default_dataset)
+    add_data_args(p, by_task=True)
     p.add_argument("--epochs", type=int, help="passes over the training set (recipe: 10)")
     p.add_argument("--batch-size", type=int, help="images per step (recipe)")
     p.add_argument("--double-batch-from", type=int, metavar="EPOCH",

@@ -49,7 +49,9 @@ def ink_of(img: Image.Image, name: str = "image") -> tuple[np.ndarray, float]:
 
 
 def _strong(ink: np.ndarray) -> float:
-    return float(np.percentile(ink, 99.5))
+    """How strongly ink stands out: a high percentile (not the maximum: one speck), over
+    every other row and column (as good, 4 times cheaper)."""
+    return float(np.percentile(ink[::2, ::2], 99.5))
 
 
 def read_image(model, pre, img: Image.Image, options=None, name: str = "image") -> LineReading:
