@@ -7,7 +7,9 @@ photo of a written number: dark ink on light paper (paper and ink of random grey
 enlarged 1.5 to 5 times (bilinear), set off-centre on a page with random margins, saved as
 PNG and as JPEG (quality 75 to 95). ``lenet5 read CKPT DIR --json`` (the command, in a
 subprocess) reads each directory; a photo agrees when its text is the text the reader
-gives the number's tensor (``read_strips`` on the strip as composed). Writes the
+gives the number's tensor (``read_strips`` on the strip as composed), and agrees read
+alike when its text is the tensor's read as ``lenet5 read`` reads a line
+(``read_ink_maps``: the line's height normalized, read at three heights). Writes the
 agreement per format (and the readings that differ) as JSON (``--json``, default
 ``docs/results/read-photos.json``).
 """
@@ -30,6 +32,7 @@ from PIL import Image
 from lenet5.checkpoint import load_checkpoint
 from lenet5.data import load_dataset
 from lenet5.io import atomic_write_text
+from lenet5.reading.line import read_ink_maps
 from lenet5.reading.read import DecodeOptions, read_strips
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,8 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     ckpt = load_checkpoint(args.checkpoint)
     test = load_dataset("mnist-strings", args.data_dir).test.subset(slice(0, args.strings))
-    tensors = read_strips(ckpt.build_model(), ckpt.preprocess, test.images, test.widths,
-                          DecodeOptions())
+    model = ckpt.build_model()
+    tensors = read_strips(model, ckpt.preprocess, test.images, test.widths, DecodeOptions())
+    # the tensors read as `lenet5 read` reads a line (normalize_line at each height)
+    as_read = [r.text for r in read_ink_maps(model, ckpt.preprocess,
+                                             [test.images[i, :, :int(test.widths[i])]
+                                              for i in range(len(test))])]
     rng = np.random.default_rng(args.seed)
     result = {"about": "test numbers rendered as photos, read by lenet5 read, against the "
                        "reading of their tensors; measured by benchmarks/read_photos.py",
@@ -97,14 +104,19 @@ def main(argv: list[str] | None = None) -> int:
                        "truth": test.text(i)}
                       for i, n in enumerate(names) if texts[n] != tensors[i].text]
             agree = 1 - len(differ) / len(test)
-            result["formats"][fmt] = {"agreement": agree, "differ": differ,
+            same_way = sum(texts[n] == as_read[i] for i, n in enumerate(names)) / len(test)
+            result["formats"][fmt] = {"agreement": agree, "agreement_read_alike": same_way,
+                                      "differ": differ,
                                       "right_tensor": sum(r.text == test.text(i)
                                                           for i, r in enumerate(tensors)) / len(test),
+                                      "right_read_alike": sum(t == test.text(i) for i, t
+                                                              in enumerate(as_read)) / len(test),
                                       "right_photo": sum(texts[n] == test.text(i)
                                                          for i, n in enumerate(names)) / len(test),
                                       "seconds": round(seconds, 1)}
             print(f"{fmt}: {agree:.2%} of {len(test)} photos read as their tensors "
-                  f"({len(differ)} differ), {seconds:.0f} s", file=sys.stderr)
+                  f"({len(differ)} differ), {same_way:.2%} as their tensors read the same way "
+                  f"(read_ink_maps), {seconds:.0f} s", file=sys.stderr)
     atomic_write_text(Path(args.json), json.dumps(result, indent=1) + "\n")
     return 0
 
