@@ -1,20 +1,22 @@
 """Train both string readers on composed MNIST numbers and write their table.
 
-    OMP_NUM_THREADS=2 nice -n 10 python benchmarks/strings.py --data-dir DIR --out runs/strings
+    OMP_NUM_THREADS=2 nice -n 10 python benchmarks/strings.py --data-dir DIR
+    python benchmarks/strings.py --data-dir DIR --checkpoints runs/lenet5-ctc-*.safetensors
 
-For each reader (``lenet5-ctc``, ``lenet5-sdnn``) and seed: train with its recipe (a
-minimal loop: the batches, the loss and the evaluation are ``lenet5.reading.objectives``'),
-evaluate the last epoch on the string test set of ``mnist-strings`` (10,000 numbers of 1-8
-digits from MNIST's test digits, fixed seed), and time reading one 5-digit number on one
-thread. Writes ``strings.json`` and ``strings.md`` (the table) under ``--out``; with
-``--save`` the trained readers as checkpoints too.
+For each reader (``lenet5-ctc``, ``lenet5-sdnn``) and seed: train with its recipe through
+``lenet5.training`` (what ``lenet5 train --model NAME --seed S`` does), or take readers
+``lenet5 train`` trained (``--checkpoints``); evaluate the last epoch on the string test
+set of ``mnist-strings`` (10,000 numbers of 1-8 digits from MNIST's test digits, fixed
+seed) with each of its decoders, and time reading one 5-digit number on one thread.
+Writes the runs and the table (mean over seeds) as JSON (``--json``, default
+``docs/results/strings.json``, which docs/reading.md renders) and the table as Markdown
+beside ``--out``; with ``--save`` the trained readers as checkpoints under ``--out``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import statistics
 import sys
@@ -23,62 +25,43 @@ from pathlib import Path
 
 import torch
 
-from lenet5.checkpoint import Checkpoint, save_checkpoint
+from lenet5.checkpoint import load_checkpoint
 from lenet5.data import load_dataset
 from lenet5.data.strings import compose
-from lenet5.fastpath import autocast, resolve_precision, to_channels_last
 from lenet5.io import atomic_write_text
-from lenet5.models import create_model, get_model_entry
+from lenet5.models import get_model_entry
 from lenet5.reading.line import read_ink_maps
 from lenet5.reading.metrics import by_length, reading_metrics
-from lenet5.reading.objectives import evaluate_reader, get_objective
+from lenet5.reading.objectives import evaluate_reader
 from lenet5.reading.read import METHODS, DecodeOptions, read_strips
-from lenet5.training.optim import weight_average
-from lenet5.training.recipes import recipe_for
+from lenet5.training import TrainConfig, train
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "docs"))
+from measure import conditions  # noqa: E402  (how every results file records the machine)
 
 READERS = ("lenet5-ctc", "lenet5-sdnn")
 
 
-def train_reader(name: str, data, epochs: int, batch_size: int, lr: float, seed: int,
-                 precision: str = "auto", ema: float = 0.0, log=print,
-                 objective_args: dict | None = None, model_args: dict | None = None):
-    """Adam, one-cycle cosine schedule over all steps, an exponential average of the weights
-    (``ema``, 0: none); the last epoch's weights are kept. Returns (model, wall seconds,
-    CPU seconds of this process: what the training cost however loaded the machine was)."""
-    torch.manual_seed(seed)
-    entry = get_model_entry(name)
-    model = to_channels_last(create_model(name, num_classes=len(data.classes),
-                                          **(model_args or {})))
-    obj = get_objective(model.objective, **(objective_args or {}))
-    steps_per_epoch = math.ceil(obj.epoch_size(data.train) / batch_size)
-    total = epochs * steps_per_epoch
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total,
-                                                pct_start=0.05, anneal_strategy="cos")
-    average = weight_average(model, ema)
-    gen = torch.Generator().manual_seed(seed)
-    device = torch.device("cpu")
-    prec = resolve_precision(precision, device)
+def train_reader(name: str, data, seed: int, out: Path | None = None, log=print, **overrides):
+    """Train ``name`` with its recipe (``lenet5 train --model NAME``; ``overrides``: the
+    recipe's fields to change) through ``lenet5.training.train``. Returns (model, wall
+    seconds, CPU seconds of this process: what the training cost however loaded the
+    machine was)."""
+    cfg = TrainConfig.for_model(name, dataset=data.name, seed=seed, progress=False,
+                                out=None if out is None else str(out),
+                                **{k: v for k, v in overrides.items() if v is not None})
     started, cpu = time.perf_counter(), time.process_time()
-    for epoch in range(1, epochs + 1):
-        model.train()
-        running, t0 = 0.0, time.perf_counter()
-        for _ in range(steps_per_epoch):
-            batch = obj.batch(data.train, batch_size, gen, entry.preprocess)
-            with autocast(device, prec):
-                scores = model(batch.x.contiguous(memory_format=torch.channels_last))
-            loss = obj.loss(scores, batch, model)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            if average is not None:
-                average.update_parameters(model)
-            running += loss.item()
-        log(f"{name} seed {seed} epoch {epoch}/{epochs}: loss {running / steps_per_epoch:.4f} "
-            f"({time.perf_counter() - t0:.0f} s)")
-    final = model if average is None else average.module
-    return final.eval(), time.perf_counter() - started, time.process_time() - cpu
+    result = train(cfg, data, log=lambda line: log(f"{name} seed {seed} {line}"))
+    return result.model.eval(), time.perf_counter() - started, time.process_time() - cpu
+
+
+def trained_seconds(ckpt_path: Path) -> float | None:
+    """The training seconds of a checkpoint written by ``lenet5 train``: its epochs'
+    ``train_seconds`` from the metrics log beside it (evaluation not counted)."""
+    log = ckpt_path.with_name(ckpt_path.stem + ".metrics.jsonl")
+    if not log.is_file():
+        return None
+    return sum(json.loads(line)["train_seconds"] for line in log.read_text().splitlines())
 
 
 def latency_ms(model, pre, strings, n: int = 200) -> tuple[float, float]:
@@ -127,17 +110,26 @@ def measure(model, pre, test, options: DecodeOptions) -> dict:
     truths, texts = test.texts(), [r.text for r in readings]
     conf = [r.confidence for r in readings]
     five = [i for i, t in enumerate(truths) if len(t) == 5]
-    # the same strips brought to the line geometry as a photo's ink map would be
-    n = min(2000, len(test))
-    inks = [test.images[i, :, :int(test.widths[i])] for i in range(n)]
+    # the same strips read as `lenet5 read` reads a line: normalized, at three heights
+    inks = [test.images[i, :, :int(test.widths[i])] for i in range(len(test))]
     again = read_ink_maps(model, pre, inks, options)
-    agree = sum(a.text == b.text for a, b in zip(again, readings[:n])) / n
+    agree = sum(a.text == b.text for a, b in zip(again, readings)) / len(test)
+    as_read = [r.text for r in again]
     return {"all": metrics.to_dict(), "normalized_agreement": agree,
             "by_length": {n: m.to_dict() for n, m in by_length(truths, texts, conf).items()},
             **dict(zip(("latency_ms", "latency_cpu_ms"),
                        latency_ms(model, pre, test.subset(torch.tensor(five[:50]))))),
             "five": reading_metrics([truths[i] for i in five], [texts[i] for i in five],
-                                    [conf[i] for i in five]).to_dict()}
+                                    [conf[i] for i in five]).to_dict(),
+            "as_read": {"all": reading_metrics(truths, as_read, [r.confidence for r in again]
+                                               ).to_dict(),
+                        "five": reading_metrics([truths[i] for i in five],
+                                                [as_read[i] for i in five],
+                                                [again[i].confidence for i in five]).to_dict()}}
+
+
+def _number(v) -> float:
+    return float("nan") if v is None else v
 
 
 def _mean(rs: list[dict], part: str, key: str) -> float:
@@ -157,8 +149,8 @@ def table(results: list[dict]) -> str:
         cer = _mean(rs, "all", "cer")
         accept = _mean(rs, "five", "accept_rate")
         latency = statistics.mean(r.get("latency_cpu_ms", r["latency_ms"]) for r in rs)
-        seconds = statistics.mean(r["seconds"] for r in rs)
-        cpu = statistics.mean(r.get("cpu_seconds", float("nan")) for r in rs)
+        seconds = statistics.mean(_number(r.get("seconds")) for r in rs)
+        cpu = statistics.mean(_number(r.get("cpu_seconds")) for r in rs)
         rows.append(f"| {model} | {decoder} | {len(rs)} | {five:.2%} | {cer:.2%} | {accept:.1%} | "
                     f"{latency:.2f} ms | {seconds:.0f} | {cpu:.0f} |")
     lengths = sorted({int(n) for r in results for n in r["by_length"]})
@@ -176,11 +168,31 @@ def table(results: list[dict]) -> str:
     return "\n".join(rows) + "\n"
 
 
+def readers(args, data, log):
+    """(name, seed, model, wall s, CPU s, preprocess) of each reader: trained here, or read
+    from ``--checkpoints``."""
+    if args.checkpoints:
+        for path in map(Path, args.checkpoints):
+            ckpt = load_checkpoint(path)
+            yield (ckpt.model_name, ckpt.config.get("seed", 0), ckpt.build_model().eval(),
+                   trained_seconds(path), None, ckpt.preprocess)
+        return
+    overrides = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, ema=args.ema,
+                     precision=args.precision, model_args=json.loads(args.model_args) or None)
+    for name in args.models:
+        for seed in args.seeds:
+            out = Path(args.out) / f"{name}-{seed}.safetensors" if args.save else None
+            model, seconds, cpu = train_reader(name, data, seed, out, log, **overrides)
+            yield name, seed, model, seconds, cpu, get_model_entry(name).preprocess
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-dir", metavar="DIR")
     p.add_argument("--models", nargs="+", default=list(READERS))
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--checkpoints", nargs="+", metavar="CKPT",
+                   help="measure these readers (trained by lenet5 train) instead of training")
     p.add_argument("--epochs", type=int, help="default: each reader's recipe")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
@@ -188,53 +200,52 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model-args", default="{}", metavar="JSON",
                    help='arguments of the models, e.g. \'{"norm": true}\'')
     p.add_argument("--ema", type=float, help="decay of the weights' average (default: recipe)")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
-    p.add_argument("--out", default="runs/strings", metavar="DIR")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"])
+    p.add_argument("--out", default="runs/strings", metavar="DIR",
+                   help="where strings.md (and with --save the checkpoints) go")
+    p.add_argument("--json", default=str(Path(__file__).resolve().parents[1] / "docs" / "results"
+                                         / "strings.json"), metavar="FILE",
+                   help="the runs and the table as JSON (default: docs/results/strings.json)")
     p.add_argument("--tune", action="store_true",
                    help="choose the SDNN character model's penalties on validation strings "
                         "of training digits (default: reading/read.py's)")
     p.add_argument("--save", action="store_true", help="also save each reader as a checkpoint")
     args = p.parse_args(argv)
-    model_args = json.loads(args.model_args)
     data = load_dataset("mnist-strings", args.data_dir)
     if args.test_size:
         data.test_size = args.test_size
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"threads {torch.get_num_threads()}, load average {load:.1f} on {os.cpu_count()} cores",
-          file=sys.stderr)
+    cond = conditions(torch.get_num_threads())
+    print(f"threads {cond['threads']}, load average {cond['load_average']} on {cond['cores']} "
+          "cores", file=sys.stderr)
+    log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     results = []
-    for name in args.models:
-        entry, r = get_model_entry(name), recipe_for(name)
-        for seed in args.seeds:
-            model, seconds, cpu_seconds = train_reader(name, data, args.epochs or r.epochs,
-                                          args.batch_size or r.batch_size, args.lr or r.lr, seed,
-                                          args.precision, r.ema if args.ema is None else args.ema,
-                                          model_args=model_args)
-            if args.save:
-                save_checkpoint(out / f"{name}-{seed}.safetensors", Checkpoint(
-                    model_name=name, model_args={"num_classes": len(data.classes), **model_args},
-                    preprocess=entry.preprocess, state_dict=model.state_dict(),
-                    dataset=data.describe()))
-            for method in METHODS[model.objective]:
-                options = DecodeOptions(method=method)
-                if method == "viterbi" and args.tune:
-                    options = tune_character_model(model, entry.preprocess, data)
-                res = measure(model, entry.preprocess, data.test, options)
-                res.update(model=name, decoder=method, seed=seed, seconds=seconds,
-                           cpu_seconds=cpu_seconds, threads=torch.get_num_threads(),
-                           load_average=load, enter=options.enter, switch=options.switch)
-                results.append(res)
-                print(f"{name} {method} seed {seed}: exact(5) {res['five']['exact_match']:.4f} "
-                      f"cer {res['all']['cer']:.4f} accept(5) {res['five']['accept_rate']:.3f} "
-                      f"p50 {res['latency_ms']:.2f} ms (CPU {res['latency_cpu_ms']:.2f}), "
-                      f"{seconds:.0f} s (CPU {cpu_seconds:.0f}), "
-                      f"agreement after normalize_line {res['normalized_agreement']:.4f}",
-                      file=sys.stderr)
-            atomic_write_text(out / "strings.json", json.dumps(results, indent=1) + "\n")
-    md = table(results)
-    atomic_write_text(out / "strings.md", md)
+    for name, seed, model, seconds, cpu_seconds, pre in readers(args, data, log):
+        for method in METHODS[model.objective]:
+            options = DecodeOptions(method=method)
+            if method == "viterbi" and args.tune:
+                options = tune_character_model(model, pre, data)
+            res = measure(model, pre, data.test, options)
+            res.update(model=name, decoder=method, seed=seed, seconds=seconds,
+                       cpu_seconds=cpu_seconds, threads=torch.get_num_threads(),
+                       load_average=round(os.getloadavg()[0], 1),
+                       enter=options.enter, switch=options.switch)
+            results.append(res)
+            print(f"{name} {method} seed {seed}: exact(5) {res['five']['exact_match']:.4f} "
+                  f"cer {res['all']['cer']:.4f} accept(5) {res['five']['accept_rate']:.3f} "
+                  f"p50 {res['latency_ms']:.2f} ms (CPU {res['latency_cpu_ms']:.2f}), "
+                  f"trained in {seconds or float('nan'):.0f} s, agreement after "
+                  f"normalize_line {res['normalized_agreement']:.4f}", file=sys.stderr)
+        md = table(results)
+        command = "python benchmarks/strings.py " + " ".join(
+            a if not a.startswith("/") else "DIR" for a in (argv or sys.argv[1:]))
+        atomic_write_text(Path(args.json), json.dumps(
+            {"about": "string readers on the mnist-strings test set, last epoch; "
+                      "measured by benchmarks/strings.py", "source": "measured",
+             "command": command, "conditions": cond, "runs": results, "table": md},
+            indent=1) + "\n")
+        atomic_write_text(out / "strings.md", md)
     print(md)
     return 0
 

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from lenet5.checkpoint import load_checkpoint
 from lenet5.io import atomic_write_bytes, atomic_write_text
+from lenet5.models import get_model_entry
 from lenet5.weights import CATALOG, Weights
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / "src" / "lenet5" / "weights"
@@ -51,10 +52,13 @@ def train(command: str, data_dir: str | None, out: Path, threads: int | None) ->
     data = out.read_bytes()
     if len(data) > MAX_BYTES:
         raise SystemExit(f"{out}: {len(data):,} bytes, over the {MAX_BYTES:,}-byte limit")
+    task = get_model_entry(ckpt.model_name).task
+    test = ckpt.metrics["test"]
+    accuracy = test["acc"] if task == "classify" else test["exact_match"]  # whole numbers right
     return {"model": ckpt.model_name, "dataset": ckpt.dataset["name"],
             "sha256": hashlib.sha256(data).hexdigest(),
-            "accuracy": round(float(ckpt.metrics["test"]["acc"]), 4), "command": command,
-            "dataset_sha256": ckpt.dataset["sha256"], "seconds": round(seconds, 1)}
+            "accuracy": round(float(accuracy), 4), "command": command,
+            "dataset_sha256": ckpt.dataset["sha256"], "task": task, "seconds": round(seconds, 1)}
 
 
 def main() -> int:
@@ -75,9 +79,11 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     catalog = json.loads((PACKAGE_DIR / CATALOG).read_text())
     entries = {e["model"] + "." + e["dataset"]: e for e in catalog["weights"]}
-    todo = [(n, e["command"]) for n, e in entries.items() if not args.only or n in args.only]
+    # --add alone trains only the new entries; --only picks among the recorded ones
+    todo = [(n, e["command"]) for n, e in entries.items()
+            if (n in args.only if args.only else not args.add)]
     todo += [(None, c) for c in args.add]
-    failed = []
+    failed, written = [], {}
     for i, (name, command) in enumerate(todo):
         out = work / f"{name or 'new'}-{i}.safetensors"
         new = train(command, args.data_dir, out, args.threads)
@@ -96,9 +102,12 @@ def main() -> int:
             atomic_write_bytes(PACKAGE_DIR / Weights(**{k: v for k, v in new.items()
                                                         if k != "seconds"}).file,
                                out.read_bytes())
-            keep = {k: (old or {}).get(k) for k in ("task", "description") if (old or {}).get(k)}
-            entries[new_name] = {**{k: v for k, v in new.items() if k != "seconds"}, **keep}
-    if args.write:
+            keep = {k: (old or {}).get(k) for k in ("description",) if (old or {}).get(k)}
+            entries[new_name] = written[new_name] = {
+                **{k: v for k, v in new.items() if k != "seconds"}, **keep}
+    if args.write:  # read again: another run may have written its entries meanwhile
+        catalog = json.loads((PACKAGE_DIR / CATALOG).read_text())
+        entries = {e["model"] + "." + e["dataset"]: e for e in catalog["weights"]} | written
         catalog["weights"] = [entries[n] for n in sorted(entries)]
         atomic_write_text(PACKAGE_DIR / CATALOG, json.dumps(catalog, indent=2) + "\n")
         print(f"wrote {PACKAGE_DIR / CATALOG} ({len(entries)} entries)")

@@ -17,7 +17,7 @@ from .conftest import run_cli
 
 MAX_BYTES = 300 * 1024
 # where `lenet5 eval` prints the figure a card records, by task
-ACCURACY = {"classify": r"\(test set\).* acc: ([0-9.]+)", "read": r"exact match: ([0-9.]+)"}
+ACCURACY = {"classify": r"\(test set\).* acc: ([0-9.]+)", "read": r"\(test set\).* exact: ([0-9.]+)"}
 
 
 @pytest.mark.parametrize("name", list_weights())

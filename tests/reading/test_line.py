@@ -50,9 +50,10 @@ def test_digit_height_is_the_median_piece_not_the_line():
 
 def test_a_line_already_at_the_size_is_not_resampled():
     line = torch.zeros(32, 60, dtype=torch.uint8)
-    line[6:26, 4:14] = torch.randint(INK, 256, (20, 10), dtype=torch.uint8)
-    line[7:26, 17:25] = 200
-    line[5:25, 28:40] = 120
+    h = DIGIT_HEIGHT
+    line[6:6 + h, 4:14] = torch.randint(INK, 256, (h, 10), dtype=torch.uint8)
+    line[7:6 + h, 17:25] = 200
+    line[5:5 + h, 28:40] = 120
     strip, where = normalize_line(line)
     assert where.scale == 1.0
     x0, y0, x1, y1 = ink_box(line)

@@ -15,7 +15,8 @@ import traceback
 from .. import __version__
 from ..errors import Lenet5Error
 
-COMMANDS = ["prepare", "summary", "train", "eval", "predict", "plot", "export", "serve", "bench", "weights"]
+COMMANDS = ["prepare", "summary", "train", "eval", "predict", "read", "plot", "export", "serve",
+            "bench", "weights"]
 DEBUG_ENV = "LENET5_DEBUG"
 
 

@@ -13,13 +13,17 @@ from ..errors import Lenet5Error
 from ..models import get_model_entry
 
 _TASKS = {"classify": "classifier of single images", "read": "reader of whole numbers"}
+DEFAULT_DATASETS = {"classify": "mnist", "read": "mnist-strings"}  # what `train` uses unasked
 
 
-def add_data_args(p: argparse.ArgumentParser, of_checkpoint: bool = False) -> None:
+def add_data_args(p: argparse.ArgumentParser, of_checkpoint: bool = False,
+                  by_task: bool = False) -> None:
     """``--dataset``, ``--data-dir``, ``--limit``; ``of_checkpoint``: the dataset defaults to
-    the one the checkpoint was trained on (see ``load_checkpoint_data``)."""
-    default = "the checkpoint's" if of_checkpoint else "mnist"
-    p.add_argument("--dataset", default=None if of_checkpoint else "mnist",
+    the one the checkpoint was trained on (see ``load_checkpoint_data``); ``by_task``: to
+    the model's task's (``default_dataset``)."""
+    default = ("the checkpoint's" if of_checkpoint else
+               "mnist, or mnist-strings for readers of whole numbers" if by_task else "mnist")
+    p.add_argument("--dataset", default=None if of_checkpoint or by_task else "mnist",
                    choices=dataset_choices(),
                    help=f"dataset (default: {default}); {IMAGE_FOLDER}: your own images in "
                         "--data-dir ROOT as ROOT/<class>/<image>")
@@ -78,6 +82,11 @@ def load_checkpoint_data(args: argparse.Namespace, ckpt: Checkpoint) -> Dataset:
     name = args.dataset or ckpt.dataset.get("name") or "mnist"
     return load_dataset(name, args.data_dir,
                         image_format=image_format_for(ckpt.model_name)).head(args.limit)
+
+
+def default_dataset(model: str) -> str:
+    """The dataset a model trains on when none is named: its task's."""
+    return DEFAULT_DATASETS[get_model_entry(model).task]
 
 
 def check_task(model_name: str, data) -> str:

@@ -24,7 +24,13 @@ from ..training.augment import parse_augment
 from ..training.resume import CHANGEABLE, load_state, prepare_resume, state_path_for
 from ..training.tensorboard import default_dir, summary_writer
 from ..training.train import check_out
-from .common import add_data_args, add_device_arg, check_task, image_format_for
+from .common import (
+    add_data_args,
+    add_device_arg,
+    check_task,
+    default_dataset,
+    image_format_for,
+)
 
 DEFAULT_OUT = "runs/{model}.safetensors"
 
@@ -35,7 +41,7 @@ def add_parser(sub) -> None:
         description="Train a model. Flags left out take the model's own recipe (docs/recipes.md): "
         "`lenet5 train` with no flags trains classic for 10 epochs on MNIST.")
     p.add_argument("--model", help=f"one of: {', '.join(list_models())} (default: classic)")
-    add_data_args(p)
+    add_data_args(p, by_task=True)
     p.add_argument("--epochs", type=int, help="passes over the training set (recipe: 10)")
     p.add_argument("--batch-size", type=int, help="images per step (recipe)")
     p.add_argument("--double-batch-from", type=int, metavar="EPOCH",
@@ -116,7 +122,7 @@ def run(args) -> int:
     out = args.out or DEFAULT_OUT.format(model=args.model or "classic")
     cfg = TrainConfig.for_model(
         args.model or "classic",
-        dataset=args.dataset,
+        dataset=args.dataset or default_dataset(args.model or "classic"),
         data_dir=args.data_dir,
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -150,9 +156,7 @@ def run(args) -> int:
               f"that one on instead: lenet5 train --resume {unfinished})", file=sys.stderr)
     data = load_dataset(cfg.dataset, cfg.data_dir,
                         image_format=image_format_for(cfg.model)).head(args.limit)
-    if check_task(cfg.model, data) == "read":
-        raise Lenet5Error("lenet5 train does not train string readers yet; "
-                          "benchmarks/strings.py --save does")
+    check_task(cfg.model, data)
     check_replace(cfg, data, args.overwrite)
     return _train(cfg, data)
 

@@ -25,17 +25,16 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import Lenet5Error
-from .photo import FIELD, INK_BOX, grey_image, read_digit
+from .photo import FIELD, INK_BOX, read_digit
 
 MAX_FILE_BYTES = 64 * 2**20  # a file larger than this is refused unread
 MAX_SIDE = 8192  # pixels a side, as decoded; larger images are refused
 MAX_PIXELS = 4096 * 4096  # the pixel budget of one decode (a 16.8-megapixel RGBA image is 64 MB)
 WORK_SIDE = 1024  # decoded images are reduced to at most this a side before any float work
 FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF", "PPM")  # what open_image reads
-MIN_CONTRAST = 40  # a plain ink map (serve's number reader): ink this far (of 255) from the paper
 
-__all__ = ["FIELD", "FORMATS", "INK_BOX", "MAX_FILE_BYTES", "MAX_PIXELS", "MAX_SIDE", "MIN_CONTRAST",
-           "WORK_SIDE", "decode_pixels", "load_digit", "mnistify", "open_image", "to_grey"]
+__all__ = ["FIELD", "FORMATS", "INK_BOX", "MAX_FILE_BYTES", "MAX_PIXELS", "MAX_SIDE",
+           "WORK_SIDE", "decode_pixels", "load_digit", "mnistify", "open_image"]
 
 _OPEN_LOCK = threading.Lock()  # warnings.catch_warnings is process-wide state
 
@@ -140,11 +139,6 @@ def open_image(source: str | os.PathLike | bytes, name: str | None = None,
     with _errors(label):
         img.load()
     return _shrink(img, max_side) if max_side else img
-
-
-def to_grey(img: Image.Image) -> np.ndarray:
-    """float32 grey levels 0..255: EXIF rotation applied, transparency laid on white paper."""
-    return np.asarray(grey_image(img), dtype=np.float32)
 
 
 def mnistify(img: Image.Image, name: str = "image") -> np.ndarray:

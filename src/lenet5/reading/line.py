@@ -11,7 +11,7 @@ the line's bounding box. ``Placement`` maps the strip back to the original image
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -20,7 +20,12 @@ import torch.nn.functional as F
 from ..data.strings import HEIGHT, INK
 from ..errors import Lenet5Error
 
-DIGIT_HEIGHT = 20  # pixels of ink a digit is high, as in MNIST
+# Pixels of ink a digit is high (``digit_height``): the median of the composed numbers,
+# training's and test's alike (MNIST's 20-pixel box, and the haze of resampling around it).
+DIGIT_HEIGHT = 21
+# A line is read at these heights, the most probable reading kept: a photo's scale is
+# known only as well as its digits' height, and each number's own is 18 to 24 pixels.
+HEIGHTS = (DIGIT_HEIGHT - 1, DIGIT_HEIGHT, DIGIT_HEIGHT + 1)
 SIDE = 4  # background columns left and right of the ink, as the test strings have
 NEAR = 0.05  # a line within 5% of the size is not resampled (no blur for nothing)
 
@@ -65,6 +70,12 @@ def normalize_line(ink: np.ndarray | torch.Tensor, height: int = DIGIT_HEIGHT,
     uint8 (32, W'), scaled (keeping the aspect ratio) so that its digits are ``height``
     rows high (``digit_height``), its ink box centred on row 16, ``SIDE`` columns of
     background left and right."""
+    return normalize_line_at(ink, (height,), max_width)[0]
+
+
+def normalize_line_at(ink: np.ndarray | torch.Tensor, heights: tuple[int, ...],
+                      max_width: int = 4096) -> list[tuple[torch.Tensor, Placement]]:
+    """``normalize_line`` at each of ``heights`` (the ink measured once)."""
     a = torch.as_tensor(np.asarray(ink))
     if a.dim() != 2 or a.dtype != torch.uint8:
         raise Lenet5Error(f"an ink map is a 2-D uint8 image, not {tuple(a.shape)} {a.dtype}")
@@ -74,12 +85,17 @@ def normalize_line(ink: np.ndarray | torch.Tensor, height: int = DIGIT_HEIGHT,
     rows, cols = torch.nonzero(mask.any(1))[:, 0], torch.nonzero(mask.any(0))[:, 0]
     y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
     crop = a[y0:y1, x0:x1].float()
-    scale = min(height / digit_height(mask[y0:y1, x0:x1]), HEIGHT / (y1 - y0),
-                (max_width - 2 * SIDE) / (x1 - x0))
+    measured = digit_height(mask[y0:y1, x0:x1])
+    return [_place(crop, min(h / measured, HEIGHT / (y1 - y0), (max_width - 2 * SIDE) / (x1 - x0)),
+                   x0, y0) for h in heights]
+
+
+def _place(crop: torch.Tensor, scale: float, x0: int, y0: int) -> tuple[torch.Tensor, Placement]:
+    """The cropped ink scaled by ``scale`` and set on a strip."""
     if abs(scale - 1) < NEAR:
         scale, resized = 1.0, crop
     else:  # area averaging when shrinking (no aliasing), bilinear when enlarging
-        size = (max(1, round((y1 - y0) * scale)), max(1, round((x1 - x0) * scale)))
+        size = (max(1, round(crop.shape[0] * scale)), max(1, round(crop.shape[1] * scale)))
         mode = "area" if scale < 1 else "bilinear"
         resized = F.interpolate(crop[None, None], size=size, mode=mode,
                                 **({} if mode == "area" else {"align_corners": False}))[0, 0]
@@ -102,25 +118,32 @@ class LineReading:
     text: str
     confidence: float
     digits: tuple[LineDigit, ...]
+    strip: torch.Tensor | None = field(default=None, repr=False, compare=False)  # (32, W) uint8
 
 
-def read_ink_maps(model, pre, inks, options=None) -> list[LineReading]:
+def read_ink_maps(model, pre, inks, options=None, heights: tuple[int, ...] = HEIGHTS
+                  ) -> list[LineReading]:
     """Read each ink map (see ``normalize_line``) with a string reader; each digit's box
-    in the ink map's own pixels (its columns from the reader, its rows from its ink)."""
+    in the ink map's own pixels (its columns from the reader, its rows from its ink), and
+    the strip the reader saw. Each line is read at each of ``heights`` (one batch) and
+    the most probable reading is kept."""
     from .read import read_strips
 
-    placed = [normalize_line(ink) for ink in inks]
+    placed = [p for ink in inks for p in normalize_line_at(ink, heights)]
     width = max(s.shape[1] for s, _ in placed)
     images = torch.zeros(len(placed), HEIGHT, width, dtype=torch.uint8)
     for i, (s, _) in enumerate(placed):
         images[i, :, :s.shape[1]] = s
     widths = torch.tensor([s.shape[1] for s, _ in placed])
+    read = read_strips(model, pre, images, widths, options)
+    k = len(heights)
+    best = [max(range(i * k, i * k + k), key=lambda j: read[j].confidence) for i in range(len(inks))]
     out = []
-    for (strip, where), r in zip(placed, read_strips(model, pre, images, widths, options)):
+    for (strip, where), r in ((placed[j], read[j]) for j in best):
         digits = []
         for d in r.digits:
             rows = torch.nonzero((strip[:, d.x0:d.x1] >= INK).any(1))[:, 0]
             y0, y1 = (int(rows[0]), int(rows[-1]) + 1) if len(rows) else (0, HEIGHT)
             digits.append(LineDigit(d.digit, d.probability, where.to_original(d.x0, d.x1, y0, y1)))
-        out.append(LineReading(r.text, r.confidence, tuple(digits)))
+        out.append(LineReading(r.text, r.confidence, tuple(digits), strip))
     return out

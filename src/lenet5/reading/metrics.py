@@ -74,7 +74,11 @@ class ReadingMetrics:
         return self.edits / self.characters if self.characters else 0.0
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "exact_match": self.exact_match, "cer": self.cer}
+        """As JSON: the threshold None when nothing is accepted (not infinity)."""
+        d = {**asdict(self), "exact_match": self.exact_match, "cer": self.cer}
+        if not np.isfinite(d["accept_threshold"]):
+            d["accept_threshold"] = None
+        return d
 
 
 def reading_metrics(truths: Sequence[str], readings: Sequence[str], confidence: Sequence[float],

@@ -22,8 +22,8 @@ import numpy as np
 from PIL import Image
 
 from ..checkpoint import Checkpoint
-from ..data.images import MIN_CONTRAST, to_grey
 from ..errors import Lenet5Error
+from ..reading.image import ink_of
 from ..reading.line import SIDE, LineDigit, LineReading, normalize_line, read_ink_maps
 from ..reading.read import output_strip
 
@@ -46,23 +46,6 @@ class NumberReading:
     reading: LineReading
     strip: tuple[StripCell, ...]
     input: np.ndarray  # (32, W) uint8: the line as the model saw it, ink 255 on 0
-
-
-def _ink_map(img: Image.Image) -> np.ndarray:
-    """The image as ``read_ink_maps`` takes it: grey, light paper inverted so that the ink
-    is bright, the paper's level (the median of the border) taken off, uint8.
-
-    Until ``lenet5.reading.read_image`` (the photo preprocessing of ``lenet5 read``:
-    uneven light, ruled paper) is there to call instead. A drawing from the page, white on
-    black or black on white, needs nothing more."""
-    grey = to_grey(img)
-    paper = float(np.median(np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])))
-    if paper > 127:
-        grey, paper = 255.0 - grey, 255.0 - paper
-    ink = np.clip(grey - paper, 0, 255)
-    if float(ink.max()) < MIN_CONTRAST:
-        raise Lenet5Error("no ink found (nothing stands out from the background)")
-    return np.rint(ink).astype(np.uint8)
 
 
 class ServedReader:
@@ -102,8 +85,8 @@ class ServedReader:
     def read_image(self, img: Image.Image, factor: float = 1.0) -> NumberReading:
         """Any image of one written number; boxes and ``x`` scaled by ``factor``: the
         original's pixels per ``img`` pixel, where the upload was reduced to be read."""
-        # lenet5.reading's own picture-to-ink step, once there, replaces `_ink_map` here.
-        return self.read_ink(_ink_map(img), factor)
+        ink, scale = ink_of(img)  # as `lenet5 read` sees a picture
+        return self.read_ink(ink, factor / scale)
 
     def read_ink(self, ink: np.ndarray, factor: float = 1.0) -> NumberReading:
         """An ink map (uint8, bright ink on a dark background, any size)."""

@@ -111,6 +111,7 @@ class Loop:
     record: dict | None = None  # on_epoch_end: the epoch's record
     history: list[dict] = field(default_factory=list)
     result: Any = None  # on_train_end: the TrainResult
+    task: str = "classify"  # the model's task: "classify" (single images) or "read" (numbers)
 
     @property
     def steps(self) -> int:

@@ -172,6 +172,16 @@ def _onecycle(optimizer, epochs, steps_per_epoch):
         cycle_momentum=False)
 
 
+@register_schedule("onecycle-short")
+def _onecycle_short(optimizer, epochs, steps_per_epoch):
+    """One cycle as PyTorch defines it (momentum, or Adam's beta1, cycled 0.95-0.85-0.95)
+    with a warm-up of 5% of training: the string readers' schedule (docs/reading.md)."""
+    max_lr = [g["lr"] for g in optimizer.param_groups]
+    return torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=max_lr, total_steps=epochs * steps_per_epoch, pct_start=0.05,
+        anneal_strategy="cos")
+
+
 @register_schedule("cosine")
 def _cosine(optimizer, epochs, steps_per_epoch):
     return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch)

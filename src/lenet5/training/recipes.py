@@ -78,11 +78,12 @@ LENET5_1998 = Recipe(optimizer="sdlm", lr=0.001, schedule="lecun1998",
 # SGD with the AlexNet paper's rate and weight decay, a cosine over 10 epochs.
 ALEXNET = Recipe(optimizer="sgd", lr=0.01, schedule="cosine", epochs=10, batch_size=64,
                  weight_decay=5e-4)
-# The string readers (lenet5.reading): Adam with a one-cycle rate and an average of the
-# weights (decay 0.998 per step, a horizon of about one epoch); see docs/reading.md.
-SDNN = Recipe(optimizer="adam", lr=3e-3, schedule="onecycle", epochs=12, batch_size=256,
+# The string readers (lenet5.reading): Adam with a one-cycle rate (5% warm-up) and an
+# average of the weights (decay 0.998 per step, a horizon of about one epoch); see
+# docs/reading.md.
+SDNN = Recipe(optimizer="adam", lr=3e-3, schedule="onecycle-short", epochs=12, batch_size=256,
               ema=0.998)
-CTC = Recipe(optimizer="adam", lr=6e-3, schedule="onecycle", epochs=30, batch_size=64,
+CTC = Recipe(optimizer="adam", lr=6e-3, schedule="onecycle-short", epochs=50, batch_size=64,
              loss="ctc", ema=0.998)
 
 # The reader (models/reader.py): modern's rate, smoothing and weight average over 20 epochs,

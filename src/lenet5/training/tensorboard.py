@@ -28,6 +28,9 @@ from ..io import ensure_writable_dir
 from .callbacks import Callback, Loop
 
 MAX_MISSES = 64  # digits in the grid of misclassified ones
+# what is drawn per epoch, of the records that have it: key -> the tag's group
+SCALARS = {"loss": "loss", "acc": "accuracy", "exact_match": "exact_match", "cer": "cer",
+           "accept_rate": "accept_rate"}
 
 
 def default_dir(out: str | Path) -> Path:
@@ -97,8 +100,9 @@ class TensorBoard(Callback):
     def on_epoch_end(self, loop: Loop) -> None:
         record, w, epoch = loop.record, self.writer, loop.epoch
         for split in ("train", loop.watch_name):
-            w.add_scalar(f"loss/{split}", record[split]["loss"], epoch)
-            w.add_scalar(f"accuracy/{split}", record[split]["acc"], epoch)
+            for key, tag in SCALARS.items():  # a reader's record: exact match, CER, accept rate
+                if record[split].get(key) is not None:
+                    w.add_scalar(f"{tag}/{split}", record[split][key], epoch)
         w.add_scalar("lr", record["lr"], epoch)
         w.add_scalar("batch_size", record["batch_size"], epoch)
         w.flush()  # a killed run keeps what it showed
@@ -108,9 +112,10 @@ class TensorBoard(Callback):
         final = {"train": loop.record["train"], loop.watch_name: loop.record[loop.watch_name],
                  "test": result.test.to_dict()}
         metrics = {f"hparam/{split}_{key}": m[key] for split, m in final.items()
-                   for key in ("acc", "loss")}
+                   for key in SCALARS if m.get(key) is not None}
         w.add_hparams(hparams(loop.cfg.to_dict()), metrics, run_name=".", global_step=epoch)
-        self._misses(loop, epoch)
+        if loop.task == "classify":
+            self._misses(loop, epoch)
         w.close()
 
     def _misses(self, loop: Loop, epoch: int) -> None:

@@ -36,6 +36,7 @@ from .ema import WeightAverage
 from .logs import MetricsLog, csv_path_for
 from .losses import build_losses
 from .optim import build_optimizer, build_schedule
+from .readers import ReaderTraining
 from .resume import RunState, state_path_for
 from .sdlm import SDLM, CurvatureEstimate
 from .tensorboard import TensorBoard
@@ -133,14 +134,19 @@ def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print,
     epoch's record is logged).
     """
     check_config(cfg)
-    check_input(cfg.model, tuple(data.train.images.shape[1:]), data.name)
+    entry = get_model_entry(cfg.model)
+    task = getattr(data, "task", "classify")
+    if entry.task != task:
+        raise Lenet5Error(f"{cfg.model} is a model for the task {entry.task!r}, {data.name} a "
+                          f"dataset for {task!r}")
+    if task == "classify":
+        check_input(cfg.model, tuple(data.train.images.shape[1:]), data.name)
     seed_everything(cfg.seed)
     ddp = distributed.context(cfg.device)  # several processes under torchrun, else one
     device = ddp.device
     if not ddp.is_main:  # only rank 0 prints, logs and saves
         log = lambda line: None  # noqa: E731
         cfg = dataclasses.replace(cfg, out=None, progress=False, tensorboard=None)
-    entry = get_model_entry(cfg.model)
     model_args = {"num_classes": len(data.classes), "in_channels": data.in_channels,
                   **cfg.model_args}
     model = ddp.wrap(accelerate(create_model(cfg.model, **model_args).to(device)))
@@ -148,36 +154,51 @@ def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print,
     memory_format = input_memory_format(model)
     precision = resolve_precision(cfg.precision, device)
     pre = entry.preprocess
-    loss_fn, report_fn = build_losses(cfg.loss, **cfg.loss_args)  # report: e.g. no smoothing
-
-    train_split, val_split = split_validation(data.train, cfg.val_split, cfg.seed)
+    # a reader (task "read") takes its batches, loss and metrics from its objective (readers.py)
+    reader = ReaderTraining(cfg, data, net, pre, device, memory_format, ddp.rank) \
+        if task == "read" else None
+    if reader is not None:
+        loss_fn = report_fn = reader.loss
+        train_split, val_split = reader.source, reader.val
+        train_size, fmt = reader.epoch_size, reader.format
+    else:
+        loss_fn, report_fn = build_losses(cfg.loss, **cfg.loss_args)  # report: e.g. no smoothing
+        train_split, val_split = split_validation(data.train, cfg.val_split, cfg.seed)
+        train_size, fmt = len(train_split), format_metrics
     watch_name, watch_split = ("val", val_split) if val_split is not None else ("test", data.test)
+    if reader is not None:
+        watch_split = reader.watch(watch_split)
     # The schedule counts steps of cfg.batch_size images: a hook that makes a step take more
     # (BatchRamp) says how many it stands for in loop.units, and the schedule advances by that.
-    steps_per_epoch = math.ceil(ddp.shard_size(len(train_split)) / cfg.batch_size)
+    steps_per_epoch = math.ceil(ddp.shard_size(train_size) / cfg.batch_size)
     optimizer = build_optimizer(cfg.optimizer, model.parameters(), lr=cfg.lr,
                                 weight_decay=cfg.weight_decay, momentum=cfg.momentum,
                                 **cfg.optimizer_args)
     schedule = build_schedule(cfg.schedule, optimizer, cfg.epochs, steps_per_epoch)
     shuffle = torch.Generator().manual_seed(cfg.seed)
+    generators = {"shuffle": shuffle, **(reader.generators if reader is not None else {})}
 
     def batch(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if reader is not None:
+            return reader.batch(idx)
         # index_select, not [idx]: the same rows, ~10x faster for a batch of uint8 images
         x = to_input(train_split.images.index_select(0, idx), pre, device,
                      memory_format=memory_format)
         return x, train_split.labels.index_select(0, idx).to(device)
 
     def measure(split: Split) -> Metrics:
+        if reader is not None:
+            return reader.measure(loop.evaluated, split)
         return ddp.evaluate(loop.evaluated, split, pre, report_fn, cfg.eval_batch_size, device)
 
     loop = Loop(cfg=cfg, data=data, model=model, net=net, optimizer=optimizer, schedule=schedule,
                 loss_fn=loss_fn, preprocess=pre, device=device, train_split=train_split,
                 watch_name=watch_name, watch_split=watch_split, batch=batch, measure=measure,
-                log=log, is_main=ddp.is_main, evaluated=net)
+                log=log, is_main=ddp.is_main, evaluated=net, task=task)
     hooks = [*training_callbacks(cfg, net, optimizer), *callbacks, *reporting_callbacks(cfg),
              *([EpochFunction(on_epoch)] if on_epoch is not None else [])]
     run_state = RunState(state_path_for(cfg.out) if cfg.out else None, model=net,
-                         optimizer=optimizer, schedule=schedule, generators={"shuffle": shuffle},
+                         optimizer=optimizer, schedule=schedule, generators=generators,
                          callbacks=hooks, config=cfg.to_dict(), dataset=data.describe(),
                          epochs=cfg.epochs)
     first = run_state.start(resume, loop.history)
@@ -189,7 +210,7 @@ def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print,
         started = time.perf_counter()
         model.train()
         loop.epoch, loop.batch_size = epoch, cfg.batch_size
-        loop.perm = ddp.shard(torch.randperm(len(train_split), generator=shuffle))
+        loop.perm = ddp.shard(torch.randperm(train_size, generator=shuffle))
         for cb in hooks:
             cb.on_epoch_start(loop)
         seen_loss, seen_correct, seen = torch.zeros((), device=device), torch.zeros((), device=device), 0
@@ -203,7 +224,8 @@ def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print,
             loss = loss_fn(out.float(), y)
             reported = loss if report_fn is loss_fn else report_fn(out.detach().float(), y)
             seen_loss += reported.detach() * len(y)  # stays on the device: no sync per step
-            seen_correct += (out.detach().argmax(1) == y).sum()
+            seen_correct += (out.detach().argmax(1) == y).sum() if reader is None \
+                else reader.correct(out.detach(), y)
             seen += len(y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -218,12 +240,14 @@ def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print,
 
         if cfg.train_eval:
             train_m = measure(train_split)
+        elif reader is not None:
+            train_m = reader.train_metrics(float(seen_loss), int(seen_correct), seen)
         else:
             train_m = ddp.reduce(Metrics(loss=float(seen_loss) / max(seen, 1),
                                          correct=int(seen_correct), total=seen))
         watch_m = measure(watch_split)
-        log(format_metrics("train", train_m, epoch))
-        log(format_metrics(watch_name, watch_m, epoch))
+        log(fmt("train", train_m, epoch))
+        log(fmt(watch_name, watch_m, epoch))
         loop.record = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"],
                        "batch_size": loop.batch_size, "train_seconds": round(train_seconds, 3),
                        "train": train_m.to_dict(), watch_name: watch_m.to_dict()}
@@ -233,9 +257,9 @@ def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print,
         run_state.epoch_done(epoch, loop.history)
 
     result = TrainResult(model=loop.evaluated, history=loop.history)
-    result.test = measure(data.test) if val_split is not None else watch_m
-    if val_split is not None:
-        log(format_metrics("test", result.test))
+    result.test = watch_m if watch_split is data.test else measure(data.test)
+    if watch_split is not data.test:
+        log(fmt("test", result.test))
     if cfg.out is not None:
         ckpt = Checkpoint(
             model_name=cfg.model,

@@ -99,6 +99,7 @@ def is_weights_name(name: str) -> bool:
     return name in WEIGHTS
 
 
+TASK_NAMES = {"classify": "reader of single digits", "read": "reader of whole numbers"}
 # What commands use when no checkpoint is named: the best shipped reader of each task.
 DEFAULTS: dict[str, str] = {}
 CATALOG = "catalog.json"  # beside the files: what benchmarks/train_weights.py --write writes
@@ -107,7 +108,7 @@ CATALOG = "catalog.json"  # beside the files: what benchmarks/train_weights.py -
 def default_weights(task: str = "classify") -> Weights:
     name = DEFAULTS.get(task)
     if name is None:
-        raise Lenet5Error(f"no shipped weights read {task}; name a checkpoint "
+        raise Lenet5Error(f"no shipped {TASK_NAMES.get(task, task)}; pass a checkpoint "
                           "(train one with `lenet5 train`)")
     return get_weights(name)
 
