@@ -19,11 +19,11 @@ def tiny_strings(mnist, digits: int = 160, test: int = 24):
 
 
 @pytest.fixture(scope="session")
-def tiny_reader(mnist, tmp_path_factory) -> Path:
+def tiny_ctc(mnist, tmp_path_factory) -> Path:
     """A lenet5-ctc checkpoint trained for 3 steps through ``lenet5.training.train``."""
     from lenet5.training import TrainConfig, train
 
-    out = tmp_path_factory.mktemp("tiny_reader") / "lenet5-ctc.safetensors"
+    out = tmp_path_factory.mktemp("tiny_ctc") / "lenet5-ctc.safetensors"
     cfg = TrainConfig.for_model("lenet5-ctc", dataset="mnist-strings", out=str(out),
                                 progress=False, **TINY)
     train(cfg, tiny_strings(mnist), log=lambda _line: None)

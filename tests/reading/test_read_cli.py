@@ -35,9 +35,9 @@ def photos(mnist, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def reads_ones(tiny_reader, tmp_path_factory):
+def reads_ones(tiny_ctc, tmp_path_factory):
     """The tiny reader made to see a 1 everywhere: it reads "1", its box the whole line."""
-    ckpt = load_checkpoint(tiny_reader)
+    ckpt = load_checkpoint(tiny_ctc)
     state = dict(ckpt.state_dict)
     bias = state["classifier.output.bias"].clone()
     bias[1] += 100
@@ -106,29 +106,29 @@ def test_ink_is_the_same_for_dark_on_light_and_light_on_dark(photos):
     assert np.array_equal(light, dark) and light.max() == 255 and light[0, 0] == 0
 
 
-def test_reject_reports_readings_under_the_threshold(tiny_reader, photos, capsys):
+def test_reject_reports_readings_under_the_threshold(tiny_ctc, photos, capsys):
     d, _ = photos
-    _, out = run_json(capsys, tiny_reader, d / "number.png", "--reject", "1")
+    _, out = run_json(capsys, tiny_ctc, d / "number.png", "--reject", "1")
     assert out[0]["rejected"] is True and out[0]["text"] is None
-    _, out = run_json(capsys, tiny_reader, d / "number.png", "--reject", "0")
+    _, out = run_json(capsys, tiny_ctc, d / "number.png", "--reject", "0")
     assert "rejected" not in out[0] and isinstance(out[0]["text"], str)
-    assert main(["read", str(tiny_reader), str(d / "number.png"), "--reject", "1"]) == 0
+    assert main(["read", str(tiny_ctc), str(d / "number.png"), "--reject", "1"]) == 0
     assert " rejected  confidence: " in capsys.readouterr().out
-    assert main(["read", str(tiny_reader), str(d / "number.png"), "--reject", "2"]) == 1
+    assert main(["read", str(tiny_ctc), str(d / "number.png"), "--reject", "2"]) == 1
 
 
-def test_bad_files_get_a_line_each_and_the_others_are_still_read(tiny_reader, photos, tmp_path,
+def test_bad_files_get_a_line_each_and_the_others_are_still_read(tiny_ctc, photos, tmp_path,
                                                                  capsys):
     d, _ = photos
     (tmp_path / "bad.png").write_text("not an image")
     blank = tmp_path / "blank.png"
     Image.new("L", (50, 30), 255).save(blank)
-    rc, out = run_json(capsys, tiny_reader, tmp_path / "bad.png", d / "number.png",
+    rc, out = run_json(capsys, tiny_ctc, tmp_path / "bad.png", d / "number.png",
                        tmp_path / "missing.png", blank)
     assert rc == 1 and [("error" in o) for o in out] == [True, False, True, True]
     assert "not an image" in out[0]["error"] and "no such file" in out[2]["error"]
     assert "no ink" in out[3]["error"]
-    rc = main(["read", str(tiny_reader), str(tmp_path / "bad.png"), str(d / "number.png")])
+    rc = main(["read", str(tiny_ctc), str(tmp_path / "bad.png"), str(d / "number.png")])
     captured = capsys.readouterr()
     assert rc == 1 and "number.png" in captured.out
     errors = captured.err.strip().splitlines()
@@ -136,9 +136,9 @@ def test_bad_files_get_a_line_each_and_the_others_are_still_read(tiny_reader, ph
     assert errors[-1] == "lenet5: 1 of 2 files failed (1 read)" and "Traceback" not in captured.err
 
 
-def test_a_directory_is_read_file_by_file_and_strips_saved(tiny_reader, photos, tmp_path, capsys):
+def test_a_directory_is_read_file_by_file_and_strips_saved(tiny_ctc, photos, tmp_path, capsys):
     d, _ = photos
-    rc, out = run_json(capsys, tiny_reader, d, "--save-preprocessed", tmp_path / "seen")
+    rc, out = run_json(capsys, tiny_ctc, d, "--save-preprocessed", tmp_path / "seen")
     assert rc == 0 and [o["file"].rsplit("/", 1)[1] for o in out] == ["number.jpg", "number.png"]
     strip = Image.open(out[0]["preprocessed"])
     assert strip.height == 32 and strip.width > 5 * 10

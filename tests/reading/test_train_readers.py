@@ -17,13 +17,13 @@ from tests.reading.conftest import TINY, tiny_strings
 READING = {"exact_match", "cer", "accept_rate", "strings"}
 
 
-def test_a_reader_is_saved_with_the_reading_metrics(tiny_reader):
-    ckpt = load_checkpoint(tiny_reader)
+def test_a_reader_is_saved_with_the_reading_metrics(tiny_ctc):
+    ckpt = load_checkpoint(tiny_ctc)
     assert ckpt.model_name == "lenet5-ctc" and ckpt.dataset["name"] == "mnist-strings"
     test = ckpt.metrics["test"]
     assert READING <= set(test) and test["strings"] == 24 and 0 <= test["cer"]
     assert 0 <= test["exact_match"] <= 1 and "loss" in ckpt.metrics["train"]
-    log = tiny_reader.with_name("lenet5-ctc.metrics.jsonl").read_text().splitlines()
+    log = tiny_ctc.with_name("lenet5-ctc.metrics.jsonl").read_text().splitlines()
     record = json.loads(log[-1])
     assert record["epoch"] == 1 and READING <= set(record["test"])
 

@@ -14,7 +14,7 @@ from PIL import Image
 
 from lenet5.checkpoint import load_checkpoint
 from lenet5.data.strings import StringOptions, compose
-from lenet5.reading.line import read_ink_maps
+from lenet5.reading.image import read_image
 from tests.serve.test_app import assert_error, bomb_png
 
 pytest.importorskip("fastapi")
@@ -78,8 +78,8 @@ def test_a_photo_of_a_number_is_read_as_in_process(client, tiny_reader, number):
     r = read(client, png(255 - page, "RGB"))  # dark ink on light paper, in colour
     assert r.status_code == 200, r.text
     got = r.json()
-    ckpt = load_checkpoint(tiny_reader)
-    [want] = read_ink_maps(ckpt.build_model(), ckpt.preprocess, [page])
+    ckpt = load_checkpoint(tiny_reader)  # read as `lenet5 read` reads the same picture
+    want = read_image(ckpt.build_model(), ckpt.preprocess, Image.fromarray(255 - page).convert("RGB"))
     assert got["model"] == "sdnn"
     assert got["text"] == want.text and got["confidence"] == pytest.approx(want.confidence, abs=1e-5)
     assert [(d["digit"], tuple(d["box"])) for d in got["digits"]] == \
@@ -106,8 +106,11 @@ def test_light_on_dark_reads_the_same_and_so_do_json_pixels(client, number):
     dark_on_light = read(client, png(255 - page)).json()
     light_on_dark = read(client, png(page)).json()
     as_json = client.post("/api/read", json={"pixels": page.tolist(), "model": "sdnn"}).json()
-    for other in (light_on_dark, as_json):
-        assert (other["text"], other["digits"]) == (dark_on_light["text"], dark_on_light["digits"])
+    for other in (light_on_dark, as_json):  # the paper is estimated anew for each polarity
+        assert other["text"] == dark_on_light["text"]
+        for a, b in zip(other["digits"], dark_on_light["digits"]):
+            assert a["digit"] == b["digit"] and a["box"] == b["box"]
+            assert a["probability"] == pytest.approx(b["probability"], abs=0.06)
 
 
 def test_boxes_are_in_the_uploads_own_pixels(client, number):
@@ -118,7 +121,8 @@ def test_boxes_are_in_the_uploads_own_pixels(client, number):
     big = read(client, png(255 - np.kron(page, np.ones((8, 8), dtype=np.uint8)))).json()
     assert big["text"] == small["text"]
     for a, b in zip(big["digits"], small["digits"]):  # (the reduced photo's ink differs a little)
-        assert all(abs(u - 8 * v) <= 8 * 6 for u, v in zip(a["box"], b["box"])), (a, b)
+        (x0, y0, x1, y1), (u0, v0, u1, v1) = a["box"], b["box"]
+        assert u0 <= (x0 + x1) / 16 <= u1 and v0 <= (y0 + y1) / 16 <= v1, (a, b)
     assert abs(len(big["strip"]) - len(small["strip"])) <= 1
     for end in (0, -1):
         assert abs(big["strip"][end]["x"] / 8 - small["strip"][end]["x"]) <= 3

@@ -175,9 +175,11 @@ def _read_upload(served: ServedReader, data: bytes, name: str) -> NumberReading:
     with Image.open(io.BytesIO(data)) as stored:  # its header: the size before reduction
         factor = max(stored.size) / max(img.size)
     try:
-        return served.read_image(img, factor)
-    except Lenet5Error as e:
-        raise Lenet5Error(f"{name}: {e}") from None
+        return served.read_image(img, factor, name)
+    except Lenet5Error as e:  # every refusal names the upload, once
+        message = str(e)
+        raise Lenet5Error(message if message.startswith(f"{name}: ") else f"{name}: {message}"
+                          ) from None
 
 
 def create_app(checkpoints: list[str | Path], limits: Limits | None = None) -> FastAPI:

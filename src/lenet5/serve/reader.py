@@ -82,10 +82,10 @@ class ServedReader:
                 not np.isfinite(answer.reading.confidence):
             raise Lenet5Error(f"{self.path}: the model gives non-finite probabilities")
 
-    def read_image(self, img: Image.Image, factor: float = 1.0) -> NumberReading:
+    def read_image(self, img: Image.Image, factor: float = 1.0, name: str = "image") -> NumberReading:
         """Any image of one written number; boxes and ``x`` scaled by ``factor``: the
         original's pixels per ``img`` pixel, where the upload was reduced to be read."""
-        ink, scale = ink_of(img)  # as `lenet5 read` sees a picture
+        ink, scale = ink_of(img, name)  # as `lenet5 read` sees a picture
         return self.read_ink(ink, factor / scale)
 
     def read_ink(self, ink: np.ndarray, factor: float = 1.0) -> NumberReading:
