@@ -66,8 +66,12 @@ def test_the_shifts_change_what_they_say(digits):
     small, large = (ink_box(rb.view(images, rb.get_shift(n), "raw")) for n in ("small", "large"))
     base = ink_box(images)
     assert (small[:, 0] < 0.75 * base[:, 0]).all() and (large[:, 0] > 1.15 * base[:, 0]).mean() > 0.8
-    # through predict's preprocessing a small digit is a 20 px digit again
-    side = ink_box(rb.view(images, rb.get_shift("small"), "predict")).max(1)
+    # through predict's preprocessing a small digit is a 20 px digit again; the photo
+    # preprocessing may refuse the faintest tiny one (a blank field): one in 60 at most
+    seen = rb.view(images, rb.get_shift("small"), "predict")
+    read = seen.flatten(1).amax(1) > 127
+    assert read.sum() >= len(seen) - 1
+    side = ink_box(seen[read]).max(1)
     assert (side >= 17).all() and (side <= 21).all()
 
 
