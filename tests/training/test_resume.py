@@ -40,8 +40,11 @@ def log_records(out):
 
 def interrupt(mnist_dir, out, sig):
     """Start a training run, send ``sig`` once epoch 1's state is saved (so during epoch 2)."""
+    # SIGINT as a terminal delivers it: a shell without job control starts background
+    # jobs with SIGINT ignored, and Python then never raises KeyboardInterrupt
     proc = subprocess.Popen([sys.executable, "-m", "lenet5", *train_args(mnist_dir, out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     state = state_path_for(out)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None:
