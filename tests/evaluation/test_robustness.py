@@ -133,7 +133,7 @@ def test_other_writers_digits_come_out_as_mnist_digits():
     images, labels = other_writers_digits()
     assert images.shape == (1797, 28, 28) and images.dtype == torch.uint8
     assert sorted(labels.unique().tolist()) == list(range(10))
-    assert np.abs(ink_box(images[:50]).max(1) - 20).max() <= 2  # a 20 px box (its soft edge aside), as MNIST's
+    assert np.abs(ink_box(images[:50]).max(1) - 20).max() <= 2  # 20 px as MNIST's, edge aside
 
 
 def test_the_benchmark_prints_both_views_for_a_checkpoint(small_run, mnist_dir, tmp_path, capsys):
