@@ -119,14 +119,18 @@ class LineReading:
     confidence: float
     digits: tuple[LineDigit, ...]
     strip: torch.Tensor | None = field(default=None, repr=False, compare=False)  # (32, W) uint8
+    placement: Placement | None = field(default=None, repr=False, compare=False)  # strip -> image
+    # each output's class probabilities (T, C) and its window's centre in the strip (T,)
+    outputs: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
 
 def read_ink_maps(model, pre, inks, options=None, heights: tuple[int, ...] = HEIGHTS
                   ) -> list[LineReading]:
     """Read each ink map (see ``normalize_line``) with a string reader; each digit's box
     in the ink map's own pixels (its columns from the reader, its rows from its ink), and
-    the strip the reader saw. Each line is read at each of ``heights`` (one batch) and
-    the most probable reading is kept."""
+    the strip the reader saw, where it lies in the ink map and the reader's output strip.
+    Each line is read at each of ``heights`` (one batch) and the most probable reading is
+    kept."""
     from .read import read_strips
 
     placed = [p for ink in inks for p in normalize_line_at(ink, heights)]
@@ -135,7 +139,7 @@ def read_ink_maps(model, pre, inks, options=None, heights: tuple[int, ...] = HEI
     for i, (s, _) in enumerate(placed):
         images[i, :, :s.shape[1]] = s
     widths = torch.tensor([s.shape[1] for s, _ in placed])
-    read = read_strips(model, pre, images, widths, options)
+    read = read_strips(model, pre, images, widths, options, keep_outputs=True)
     k = len(heights)
     best = [max(range(i * k, i * k + k), key=lambda j: read[j].confidence) for i in range(len(inks))]
     out = []
@@ -145,5 +149,5 @@ def read_ink_maps(model, pre, inks, options=None, heights: tuple[int, ...] = HEI
             rows = torch.nonzero((strip[:, d.x0:d.x1] >= INK).any(1))[:, 0]
             y0, y1 = (int(rows[0]), int(rows[-1]) + 1) if len(rows) else (0, HEIGHT)
             digits.append(LineDigit(d.digit, d.probability, where.to_original(d.x0, d.x1, y0, y1)))
-        out.append(LineReading(r.text, r.confidence, tuple(digits), strip))
+        out.append(LineReading(r.text, r.confidence, tuple(digits), strip, where, r.outputs))
     return out
