@@ -135,7 +135,8 @@ def read_strips(model: nn.Module, pre: Preprocess, images: torch.Tensor,
     """Read each uint8 strip of ``images`` (B, 32, W), of which the first ``widths[i]``
     columns are the line (all of them by default); with ``keep_outputs`` each reading
     keeps its output strip (``Reading.outputs``)."""
-    model.eval()
+    if model.training:  # (walking the modules costs as much as a small forward pass)
+        model.eval()
     options = options or DecodeOptions()
     n, _, w = images.shape
     widths = torch.full((n,), w, dtype=torch.long) if widths is None else widths.long()
