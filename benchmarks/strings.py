@@ -3,7 +3,7 @@
     OMP_NUM_THREADS=2 nice -n 10 python benchmarks/strings.py --data-dir DIR
     python benchmarks/strings.py --data-dir DIR --checkpoints runs/lenet5-ctc-*.safetensors
 
-For each reader (``lenet5-ctc``, ``lenet5-sdnn``) and seed: train with its recipe through
+For each reader (``reader-ctc``, ``lenet5-ctc``, ``lenet5-sdnn``) and seed: train with its recipe through
 ``lenet5.training`` (what ``lenet5 train --model NAME --seed S`` does), or take readers
 ``lenet5 train`` trained (``--checkpoints``); evaluate the last epoch on the string test
 set of ``mnist-strings`` (10,000 numbers of 1-8 digits from MNIST's test digits, fixed
@@ -39,7 +39,7 @@ from lenet5.training import TrainConfig, train
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "docs"))
 from measure import conditions  # noqa: E402  (how every results file records the machine)
 
-READERS = ("lenet5-ctc", "lenet5-sdnn")
+READERS = ("reader-ctc", "lenet5-ctc", "lenet5-sdnn")
 
 
 def train_reader(name: str, data, seed: int, out: Path | None = None, log=print, **overrides):

@@ -69,8 +69,22 @@ class StripConfig:
     c3_table: bool = True  # ... connected as the paper's Table I (needs c1 6, c3 16), or fully
     c5: int = 120  # units of C5
     f6: int = 84  # units of F6 (0: none, the output reads C5)
+    context: int = 0  # taps of a depthwise convolution across the outputs after C5 (0: none)
+    gru: int = 0  # units each way of a bidirectional GRU across the outputs (0: none)
     norm: bool = False  # batch normalization after every convolution but the output
     stride: int = 4  # input pixels between output columns: 4, or 2 (S4 and C5 interleaved)
+
+
+class FrameGRU(nn.Module):
+    """A bidirectional GRU along the outputs of a (B, C, 1, T) map: (B, 2 * hidden, 1, T)."""
+
+    def __init__(self, channels: int, hidden: int):
+        super().__init__()
+        self.rnn = nn.GRU(channels, hidden, batch_first=True, bidirectional=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, _ = self.rnn(x.squeeze(2).transpose(1, 2))
+        return out.transpose(1, 2).unsqueeze(2)
 
 
 class StripNet(nn.Module):
@@ -111,9 +125,18 @@ class StripNet(nn.Module):
             ("act5", nn.ReLU()),
         ]))
         head: list[tuple[str, nn.Module]] = []
+        width = c.c5
+        if c.context:  # each output also sees its neighbours' C5 maps, 2 outputs apart
+            head += [("context", nn.Conv2d(c.c5, c.c5, (1, c.context), dilation=(1, 2),
+                                           padding=(0, c.context - 1), groups=c.c5)),
+                     *bn(7, c.c5), ("act7", nn.ReLU())]
+        if c.gru:
+            head.append(("gru", FrameGRU(c.c5, c.gru)))
+            width = 2 * c.gru
         if c.f6:
-            head += [("f6", nn.Conv2d(c.c5, c.f6, kernel_size=1)), *bn(6, c.f6), ("act6", nn.ReLU())]
-        head.append(("output", nn.Conv2d(c.f6 or c.c5, num_classes + 1, kernel_size=1)))
+            head += [("f6", nn.Conv2d(width, c.f6, kernel_size=1)), *bn(6, c.f6), ("act6", nn.ReLU())]
+            width = c.f6
+        head.append(("output", nn.Conv2d(width, num_classes + 1, kernel_size=1)))
         self.classifier = nn.Sequential(OrderedDict(head))
         if c.c3_table:  # C3's kernels as nn.Conv2d would start a full C3
             bound = 1 / (6 * 25) ** 0.5
