@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageOps
+
 from ..errors import Lenet5Error
 from . import filters
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
+
 from ..errors import Lenet5Error
 from . import filters
 from .ink import (
