@@ -11,7 +11,9 @@ gives the number's tensor (``read_strips`` on the strip as composed), and agrees
 alike when its text is the tensor's read as ``lenet5 read`` reads a line
 (``read_ink_maps``: the line's height normalized, read at three heights). Writes the
 agreement per format (and the readings that differ) as JSON (``--json``, default
-``docs/results/read-photos.json``).
+``docs/results/read-photos.json``), and the time to read one photo of a 5-digit number
+in process (``read_file``, the model loaded, one thread): p50 over the 5-digit photos,
+wall and CPU milliseconds.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,6 +35,7 @@ from PIL import Image
 from lenet5.checkpoint import load_checkpoint
 from lenet5.data import load_dataset
 from lenet5.io import atomic_write_text
+from lenet5.reading.image import read_file
 from lenet5.reading.line import read_ink_maps
 from lenet5.reading.read import DecodeOptions, read_strips
 
@@ -60,6 +64,26 @@ def read_dir(ckpt: str, directory: Path) -> dict[str, str | None]:
     if proc.returncode not in (0, 1):
         raise SystemExit(f"lenet5 read failed: {proc.stderr.strip()}")
     return {Path(o["file"]).name: o.get("text") for o in json.loads(proc.stdout)}
+
+
+def latency_ms(model, pre, files: list[Path], rounds: int = 3) -> dict[str, float]:
+    """p50 of reading one photo file in process, one thread: wall and CPU milliseconds (the
+    same on an idle machine; on a shared one, CPU is what the reading itself cost)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        read_file(model, pre, files[0])  # warm up
+        wall, cpu = [], []
+        for _ in range(rounds):
+            for f in files:
+                t, c = time.perf_counter(), time.process_time()
+                read_file(model, pre, f)
+                wall.append(time.perf_counter() - t)
+                cpu.append(time.process_time() - c)
+    finally:
+        torch.set_num_threads(threads)
+    return {"photos": len(files), "p50_ms": round(statistics.median(wall) * 1000, 2),
+            "p50_cpu_ms": round(statistics.median(cpu) * 1000, 2)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,9 +138,13 @@ def main(argv: list[str] | None = None) -> int:
                                       "right_photo": sum(texts[n] == test.text(i)
                                                          for i, n in enumerate(names)) / len(test),
                                       "seconds": round(seconds, 1)}
+            five = [d / n for i, n in enumerate(names) if len(test.text(i)) == 5]
+            if five:
+                result["formats"][fmt]["latency_5_digits"] = latency_ms(model, ckpt.preprocess, five)
             print(f"{fmt}: {agree:.2%} of {len(test)} photos read as their tensors "
                   f"({len(differ)} differ), {same_way:.2%} as their tensors read the same way "
-                  f"(read_ink_maps), {seconds:.0f} s", file=sys.stderr)
+                  f"(read_ink_maps), {seconds:.0f} s; one 5-digit photo: "
+                  f"{result['formats'][fmt].get('latency_5_digits')}", file=sys.stderr)
     atomic_write_text(Path(args.json), json.dumps(result, indent=1) + "\n")
     return 0
 

@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from lenet5.checkpoint import load_checkpoint
+from lenet5.checkpoint import load_checkpoint, save_checkpoint
 from lenet5.io import atomic_write_bytes, atomic_write_text
 from lenet5.models import get_model_entry
 from lenet5.weights import CATALOG, Weights
@@ -48,8 +48,8 @@ def train(command: str, data_dir: str | None, out: Path, threads: int | None) ->
     print(f"$ {command}", flush=True)
     subprocess.run(args, check=True, env=env)
     seconds = time.perf_counter() - started
+    data = shippable(out)
     ckpt = load_checkpoint(out)
-    data = out.read_bytes()
     if len(data) > MAX_BYTES:
         raise SystemExit(f"{out}: {len(data):,} bytes, over the {MAX_BYTES:,}-byte limit")
     task = get_model_entry(ckpt.model_name).task
@@ -59,6 +59,15 @@ def train(command: str, data_dir: str | None, out: Path, threads: int | None) ->
             "sha256": hashlib.sha256(data).hexdigest(),
             "accuracy": round(float(accuracy), 4), "command": command,
             "dataset_sha256": ckpt.dataset["sha256"], "task": task, "seconds": round(seconds, 1)}
+
+
+def shippable(path: Path) -> bytes:
+    """The checkpoint's bytes as shipped: the same weights and metrics, without where its
+    data lay on the machine that trained it (``data_dir``: a path of that machine)."""
+    ckpt = load_checkpoint(path)
+    ckpt.config = {**ckpt.config, "data_dir": None}
+    save_checkpoint(path, ckpt)
+    return path.read_bytes()
 
 
 def main() -> int:
@@ -73,7 +82,12 @@ def main() -> int:
     p.add_argument("--write", action="store_true",
                    help="copy the new files into the package and rewrite the catalog")
     p.add_argument("--work-dir", default="runs/train_weights")
+    p.add_argument("--scrub", action="store_true",
+                   help="only rewrite the shipped files without their training data's path "
+                        "(and their hashes in the catalog)")
     args = p.parse_args()
+    if args.scrub:
+        return scrub()
 
     work = Path(args.work_dir)
     work.mkdir(parents=True, exist_ok=True)
@@ -114,6 +128,16 @@ def main() -> int:
     if failed:
         print(f"out of tolerance: {', '.join(failed)}", file=sys.stderr)
         return 1
+    return 0
+
+
+def scrub() -> int:
+    """Rewrite each shipped file as ``shippable`` and its hash in the catalog."""
+    catalog = json.loads((PACKAGE_DIR / CATALOG).read_text())
+    for e in catalog["weights"]:
+        path = PACKAGE_DIR / Weights(**e).file
+        e["sha256"] = hashlib.sha256(shippable(path)).hexdigest()
+    atomic_write_text(PACKAGE_DIR / CATALOG, json.dumps(catalog, indent=2) + "\n")
     return 0
 
 

@@ -127,6 +127,17 @@ def test_package_data_ships_the_files():
 SHIPPED = {"classic.mnist", "modern.mnist", "lenet5-1998.mnist", "reader.mnist"}
 
 
+@pytest.mark.parametrize("name", sorted(WEIGHTS))
+def test_a_shipped_file_records_no_path_of_the_machine_that_trained_it(name):
+    from safetensors import safe_open
+
+    with safe_open(str(get_weights(name).path), framework="pt") as f:
+        meta = json.loads(f.metadata()["lenet5"])
+    assert meta["config"]["data_dir"] is None
+    paths = re.findall(r'"(/[^"]*|[A-Za-z]:\\\\[^"]*)"', json.dumps(meta))
+    assert not paths, paths
+
+
 def test_the_promised_weights_ship_with_a_default_for_each_task():
     from lenet5.weights import DEFAULTS, default_weights
 

@@ -122,6 +122,27 @@ def test_same_seed_same_strings_other_seed_other_strings(digits):
     assert a.texts() == b.texts() and a.texts() != c.texts()
 
 
+def test_writing_varies_each_digit_and_keeps_its_label(digits):
+    """``writing`` (a reader's ``--augment writing``) changes the digits' ink, never which
+    digit it is, and repeats with the seed; with every digit left clean they are pasted
+    as they are."""
+    from lenet5.data.augment import Augment
+
+    apart = dataclasses.replace(PLAIN, gap=(1, 4))  # no overlaps: each box is one digit's
+    g = lambda: torch.Generator().manual_seed(9)  # noqa: E731
+    varied = compose(digits.train, 30, apart, g(), writing=Augment(clean=0.0))
+    again = compose(digits.train, 30, apart, g(), writing=Augment(clean=0.0))
+    assert torch.equal(varied.images, again.images)
+    pasted = [(int(varied.sources[i, k]), varied.boxes[i, k].tolist(), i)
+              for i in range(len(varied)) for k in range(int(varied.lengths[i]))]
+    assert all(varied.digits[i][varied.sources[i] == src][0] == digits.train.labels[src]
+               for src, _, i in pasted)
+    changed = sum(not torch.equal(varied.images[i, y0:y1, x0:x1], ink_box(digits.train.images[src]))
+                  for src, (x0, y0, x1, y1), i in pasted)
+    assert changed >= 0.9 * len(pasted)
+    check_provenance(compose(digits.train, 30, apart, g(), writing=Augment(clean=1.0)), digits.train)
+
+
 def test_every_digit_used_once_before_any_twice(digits):
     s = compose(digits.test, 30, StringOptions(length=(4, 4)), torch.Generator().manual_seed(9))
     used = s.sources[s.sources >= 0]

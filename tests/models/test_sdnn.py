@@ -54,3 +54,21 @@ def test_ctc_reader_with_batch_norm_stays_within_the_budget():
     model = create_model("lenet5-ctc")
     assert sum(p.numel() for p in model.parameters()) == 60891 + 2 * (6 + 16 + 120 + 84) <= 61706
     assert model(torch.zeros(3, 1, 32, 64)).shape == (3, 11, 17)
+
+
+def test_reader_ctc_is_the_readers_shape_within_the_budget():
+    model = create_model("reader-ctc")
+    layers = [*model.features.named_children(), *model.classifier.named_children()]
+    counts = {n: sum(p.numel() for p in m.parameters()) for n, m in layers}
+    counts = {n: c for n, c in counts.items() if c}
+    # the reader's (models/reader.py): wider C1 and C3, a full C3, C5 read by the output
+    assert counts == {"c1": 12 * 26, "bn1": 24, "c3": 12 * 32 * 25 + 32, "bn3": 64,
+                      "c5": 32 * 60 * 25 + 60, "bn5": 120, "output": 60 * 11 + 11}
+    assert sum(counts.values()) == 58883 <= 61706
+    assert get_model_entry("reader-ctc").task == "read" and model.objective == "ctc"
+    assert model.stride == 2 and model(torch.zeros(3, 1, 32, 64)).shape == (3, 11, 17)
+
+
+def test_the_papers_c3_table_needs_its_maps():
+    with pytest.raises(ValueError, match="Table I|6 maps to 16"):
+        create_model("reader-ctc", c3_table=True)

@@ -61,11 +61,33 @@ def test_a_resumed_reader_ends_as_one_never_interrupted(mnist, tmp_path):
 
 
 @pytest.mark.parametrize("change", [{"distort": 0.5}, {"optimizer": "sdlm"}, {"loss": "map"},
-                                    {"loss_args": {"bogus": 1}}])
+                                    {"loss_args": {"bogus": 1}}, {"augment": {"distort": {}}},
+                                    {"augment": {"writing": {"bogus": 1}}}])
 def test_classifier_settings_are_refused_for_a_reader(mnist, change):
     cfg = TrainConfig.for_model("lenet5-ctc", progress=False, **{**TINY, **change})
     with pytest.raises(Lenet5Error):
         train(cfg, tiny_strings(mnist), log=lambda _: None)
+
+
+def test_a_reader_varies_its_digits_before_composing_numbers(mnist):
+    """``--augment writing`` for a reader: each training digit varied as people write,
+    before the numbers are composed (not a batch augmentation of the whole strip)."""
+    from lenet5.training.train import training_callbacks
+
+    cfg = TrainConfig.for_model("reader-ctc", progress=False, **TINY)
+    assert cfg.augment == {"writing": {}}  # its recipe's
+    seen = []
+
+    class Watch(Callback):
+        def on_train_start(self, loop):
+            seen.append(loop.train_split.writing)
+
+    result = train(cfg, tiny_strings(mnist), log=lambda _: None, callbacks=[Watch()])
+    assert seen[0] is not None and seen[0].clean == 0.25
+    assert result.test.strings == 24
+    sgd = torch.optim.SGD(result.model.parameters(), 0.1)
+    names = lambda **kw: [type(h).__name__ for h in training_callbacks(cfg, result.model, sgd, **kw)]  # noqa: E731
+    assert "Writing" in names() and "Writing" not in names(augment_batches=False)
 
 
 def test_a_reader_on_digits_or_a_classifier_on_numbers_is_refused(mnist):

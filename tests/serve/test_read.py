@@ -15,6 +15,7 @@ from PIL import Image
 from lenet5.checkpoint import load_checkpoint
 from lenet5.data.strings import StringOptions, compose
 from lenet5.reading.image import read_image
+from lenet5.reading.read import output_strip
 from tests.serve.test_app import assert_error, bomb_png
 
 pytest.importorskip("fastapi")
@@ -99,6 +100,11 @@ def test_a_photo_of_a_number_is_read_as_in_process(client, tiny_reader, number):
     assert len(got["input"]) == 32 and max(map(max, got["input"])) == 255
     # the strip says what the reading says: each digit read is a digit's best somewhere
     assert set(got["text"]) <= {c["class"] for c in strip}
+    # ... and is the reading's own: the line at the height whose reading won, its outputs
+    assert np.array_equal(np.array(got["input"], dtype=np.uint8), want.strip.numpy())
+    probs, centres = output_strip(ckpt.build_model(), ckpt.preprocess, want.strip)
+    assert [c["probability"] for c in strip] == pytest.approx(probs.max(1).values.tolist(), abs=1e-4)
+    assert [c["column"] for c in strip] == pytest.approx(centres.tolist())
 
 
 def test_light_on_dark_reads_the_same_and_so_do_json_pixels(client, number):

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import Lenet5Error
+from .augment import Augment, augment
 from .dataset import Dataset, Split
 
 HEIGHT = 32  # rows of a string image (LeNet-5's input height)
@@ -165,10 +166,12 @@ def transform_digits(images: torch.Tensor, scale: torch.Tensor, slant: torch.Ten
 
 
 def compose(split: Split, n: int, options: StringOptions, generator: torch.Generator,
-            lengths: torch.Tensor | None = None) -> Strings:
+            lengths: torch.Tensor | None = None, writing: Augment | None = None) -> Strings:
     """``n`` strings of digits cut from ``split`` (images (N, 28, 28) uint8, labels (N,)).
 
-    ``lengths`` (n,) fixes each string's length instead of drawing it from the options.
+    ``lengths`` (n,) fixes each string's length instead of drawing it from the options;
+    ``writing`` varies each digit as people's writing varies (``data/augment.py``) before
+    it is placed.
     """
     o = options.check()
     if split.images.dim() != 3:
@@ -186,7 +189,11 @@ def compose(split: Split, n: int, options: StringOptions, generator: torch.Gener
     gaps = _integers(total, *o.gap, g).numpy()
     dy = _uniform(total, -o.vertical_jitter, o.vertical_jitter, g).numpy()
     margins = torch.stack([_integers(n, *o.margin, g), _integers(n, *o.margin, g)], 1).numpy()
-    crops, box = transform_digits(split.images.index_select(0, index), scale, slant)
+    digit_images = split.images.index_select(0, index)
+    if writing is not None and total:
+        u = augment(digit_images[:, None].float() / 255, g, writing)
+        digit_images = (u[:, 0] * 255).round_().clamp_(0, 255).to(torch.uint8)
+    crops, box = transform_digits(digit_images, scale, slant)
 
     starts = np.concatenate([[0], np.cumsum(lengths.numpy())])
     x0 = np.empty(total, dtype=np.int64)
@@ -243,7 +250,8 @@ def _enough_lengths(n_digits: int, options: StringOptions, g: torch.Generator) -
 
 
 def sdnn_windows(split: Split, n: int, options: StringOptions, generator: torch.Generator,
-                 noise: float = 0.1, none_share: float = 0.5) -> Split:
+                 noise: float = 0.1, none_share: float = 0.5,
+                 writing: Augment | None = None) -> Split:
     """The SDNN's training images (LeCun et al. 1998, VII.A): (n, 32, 32) uint8 windows
     and labels (n,). Strings are composed with ``options``; a window centred on a digit
     (within 2 pixels) is labelled with it, its neighbours in the string on either side;
@@ -255,7 +263,7 @@ def sdnn_windows(split: Split, n: int, options: StringOptions, generator: torch.
     n_digit = n - n_none
     lengths = _enough_lengths(max(n_digit, 1), options, g)
     strings = compose(split, len(lengths), dataclasses.replace(options, margin=(30, 30)), g,
-                      lengths)
+                      lengths, writing)
     half = HEIGHT // 2
     valid = strings.digits >= 0  # (S, L)
     b = strings.boxes.double()
@@ -297,6 +305,7 @@ class StringSource:
 
     digits: Split
     options: StringOptions = TRAIN_OPTIONS
+    writing: Augment | None = None  # each digit varied as people write (None: as it is)
 
     @property
     def epoch_size(self) -> int:
@@ -307,11 +316,12 @@ class StringSource:
 
     def strings(self, n: int, generator: torch.Generator,
                 lengths: torch.Tensor | None = None) -> Strings:
-        return compose(self.digits, n, self.options, generator, lengths)
+        return compose(self.digits, n, self.options, generator, lengths, self.writing)
 
     def windows(self, n: int, generator: torch.Generator, noise: float = 0.1,
                 none_share: float = 0.5) -> Split:
-        return sdnn_windows(self.digits, n, self.options, generator, noise, none_share)
+        return sdnn_windows(self.digits, n, self.options, generator, noise, none_share,
+                            self.writing)
 
 
 @dataclass

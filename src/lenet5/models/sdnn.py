@@ -44,6 +44,7 @@ scaled tanh and trainable subsampling.
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -51,9 +52,25 @@ from torch import nn
 from .lenet1998 import C3_TABLE, PartialConv2d
 from .registry import Preprocess, register_model
 
+# reader-ctc: the reader's shape (models/reader.py) within LeNet-5's 61,706 parameters
+READER_CTC = dict(c1=12, c3=32, c3_table=False, c5=60, f6=0, norm=True, stride=2)
 WINDOW = 32  # pixels of line each output sees (LeNet-5's input)
 # The strips are 32 pixels high already (data/strings.py): no padding.
 STRIP_PREPROCESS = Preprocess(pad=0)
+
+
+@dataclass(frozen=True)
+class StripConfig:
+    """The shape of a strip reader: maps per layer (LeNet-5's by default), C3's connections,
+    normalization, and the sweep's stride."""
+
+    c1: int = 6  # maps of C1
+    c3: int = 16  # maps of C3 ...
+    c3_table: bool = True  # ... connected as the paper's Table I (needs c1 6, c3 16), or fully
+    c5: int = 120  # units of C5
+    f6: int = 84  # units of F6 (0: none, the output reads C5)
+    norm: bool = False  # batch normalization after every convolution but the output
+    stride: int = 4  # input pixels between output columns: 4, or 2 (S4 and C5 interleaved)
 
 
 class StripNet(nn.Module):
@@ -63,39 +80,45 @@ class StripNet(nn.Module):
 
     objective = "sdnn"  # how its output strip is trained and decoded (reading/objectives.py)
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 1, stride: int = 4,
-                 norm: bool = False):
+    def __init__(self, num_classes: int = 10, in_channels: int = 1,
+                 config: StripConfig = StripConfig()):
         super().__init__()
-        if stride not in (2, 4):
-            raise ValueError(f"stride must be 2 or 4, not {stride}")
-        self.stride = stride
+        c = self.config = config
+        if c.stride not in (2, 4):
+            raise ValueError(f"stride must be 2 or 4, not {c.stride}")
+        if c.c3_table and (c.c1, c.c3) != (6, 16):
+            raise ValueError("the paper's C3 table connects 6 maps to 16: set c3_table=False")
+        self.stride = c.stride
         self.blank = num_classes  # "none" (SDNN) or CTC's blank: the class after the digits
-        fine = stride == 2  # S4 keeps every column, C5 reads every other one
-        def bn(layer: int, n: int) -> list[tuple[str, nn.Module]]:
-            return [(f"bn{layer}", nn.BatchNorm2d(n))] if norm else []
+        fine = c.stride == 2  # S4 keeps every column, C5 reads every other one
 
+        def bn(layer: int, n: int) -> list[tuple[str, nn.Module]]:
+            return [(f"bn{layer}", nn.BatchNorm2d(n))] if c.norm else []
+
+        c3 = PartialConv2d(C3_TABLE, kernel_size=5) if c.c3_table else \
+            nn.Conv2d(c.c1, c.c3, kernel_size=5)
         self.features = nn.Sequential(OrderedDict([  # LeNet-5's order
-            ("c1", nn.Conv2d(in_channels, 6, kernel_size=5)),  # 6 x 28 x (W - 4)
-            *bn(1, 6),
+            ("c1", nn.Conv2d(in_channels, c.c1, kernel_size=5)),  # c1 x 28 x (W - 4)
+            *bn(1, c.c1),
             ("act1", nn.ReLU()),
-            ("s2", nn.MaxPool2d(2)),  # 6 x 14 x (W - 4) / 2
-            ("c3", PartialConv2d(C3_TABLE, kernel_size=5)),  # 16 x 10
-            *bn(3, 16),
+            ("s2", nn.MaxPool2d(2)),  # c1 x 14 x (W - 4) / 2
+            ("c3", c3),  # c3 x 10
+            *bn(3, c.c3),
             ("act3", nn.ReLU()),
-            ("s4", nn.MaxPool2d(2, stride=(2, 1) if fine else 2)),  # 16 x 5
-            ("c5", nn.Conv2d(16, 120, kernel_size=5, dilation=(1, 2) if fine else 1)),  # 120 x 1
-            *bn(5, 120),
+            ("s4", nn.MaxPool2d(2, stride=(2, 1) if fine else 2)),  # c3 x 5
+            ("c5", nn.Conv2d(c.c3, c.c5, kernel_size=5, dilation=(1, 2) if fine else 1)),  # 1 row
+            *bn(5, c.c5),
             ("act5", nn.ReLU()),
         ]))
-        self.classifier = nn.Sequential(OrderedDict([
-            ("f6", nn.Conv2d(120, 84, kernel_size=1)),
-            *bn(6, 84),
-            ("act6", nn.ReLU()),
-            ("output", nn.Conv2d(84, num_classes + 1, kernel_size=1)),
-        ]))
-        bound = 1 / (6 * 25) ** 0.5  # C3's kernels as nn.Conv2d would start a full C3
-        nn.init.uniform_(self.features.c3.weight, -bound, bound)
-        nn.init.uniform_(self.features.c3.bias, -bound, bound)
+        head: list[tuple[str, nn.Module]] = []
+        if c.f6:
+            head += [("f6", nn.Conv2d(c.c5, c.f6, kernel_size=1)), *bn(6, c.f6), ("act6", nn.ReLU())]
+        head.append(("output", nn.Conv2d(c.f6 or c.c5, num_classes + 1, kernel_size=1)))
+        self.classifier = nn.Sequential(OrderedDict(head))
+        if c.c3_table:  # C3's kernels as nn.Conv2d would start a full C3
+            bound = 1 / (6 * 25) ** 0.5
+            nn.init.uniform_(self.features.c3.weight, -bound, bound)
+            nn.init.uniform_(self.features.c3.bias, -bound, bound)
 
     def frames(self, width: int | torch.Tensor) -> int | torch.Tensor:
         """Output columns for an input ``width`` (an int or a tensor of widths)."""
@@ -117,7 +140,7 @@ class CTCNet(StripNet):
                 task="read")
 def lenet5_sdnn(num_classes: int = 10, in_channels: int = 1) -> StripNet:
     """The paper's SDNN: LeNet-5 swept over a line, one output per 4 pixels, + "none"."""
-    return StripNet(num_classes, in_channels, stride=4)
+    return StripNet(num_classes, in_channels, StripConfig())
 
 
 @register_model("lenet5-ctc", input_size=(1, 32, 32), preprocess=STRIP_PREPROCESS,
@@ -125,4 +148,11 @@ def lenet5_sdnn(num_classes: int = 10, in_channels: int = 1) -> StripNet:
 def lenet5_ctc(num_classes: int = 10, in_channels: int = 1, stride: int = 2,
                norm: bool = True) -> CTCNet:
     """LeNet-5's layers with batch norm trained on whole strings with CTC, an output per 2 px."""
-    return CTCNet(num_classes, in_channels, stride=stride, norm=norm)
+    return CTCNet(num_classes, in_channels, StripConfig(norm=norm, stride=stride))
+
+
+@register_model("reader-ctc", input_size=(1, 32, 32), preprocess=STRIP_PREPROCESS,
+                task="read")
+def reader_ctc(num_classes: int = 10, in_channels: int = 1, **config) -> CTCNet:
+    """The ``reader``'s trunk (wider C1 and C3, a full C3, no F6) trained with CTC."""
+    return CTCNet(num_classes, in_channels, StripConfig(**{**READER_CTC, **config}))

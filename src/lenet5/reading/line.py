@@ -23,9 +23,11 @@ from ..errors import Lenet5Error
 # Pixels of ink a digit is high (``digit_height``): the median of the composed numbers,
 # training's and test's alike (MNIST's 20-pixel box, and the haze of resampling around it).
 DIGIT_HEIGHT = 21
-# A line is read at these heights, the most probable reading kept: a photo's scale is
-# known only as well as its digits' height, and each number's own is 18 to 24 pixels.
+# A line may be read at these heights, the most probable reading kept: a photo's scale is
+# known only as well as its digits' height, and each number's own is 18 to 24 pixels ...
 HEIGHTS = (DIGIT_HEIGHT - 1, DIGIT_HEIGHT, DIGIT_HEIGHT + 1)
+# ... but one read at DIGIT_HEIGHT at least this surely is not read again (docs/reading.md)
+SURE = 0.99
 SIDE = 4  # background columns left and right of the ink, as the test strings have
 NEAR = 0.05  # a line within 5% of the size is not resampled (no blur for nothing)
 
@@ -51,17 +53,14 @@ class Placement:
 def digit_height(mask: torch.Tensor) -> int:
     """The median height of the pieces of ink of a (H, W) boolean ink mask, a piece being
     a run of columns with ink; specks under a third of the tallest piece do not count."""
-    cols = mask.any(0).tolist()
-    heights, start = [], None
-    for x, on in enumerate([*cols, False]):
-        if on and start is None:
-            start = x
-        elif not on and start is not None:
-            rows = torch.nonzero(mask[:, start:x].any(1))[:, 0]
-            heights.append(int(rows[-1] - rows[0]) + 1)
-            start = None
-    tall = max(heights)
-    return int(np.median([h for h in heights if 3 * h >= tall]))
+    m = np.asarray(mask, dtype=bool)
+    cols = np.concatenate([[False], m.any(0)])
+    starts = np.flatnonzero(cols[1:] & ~cols[:-1])  # where each run of inked columns starts
+    # each run's rows with ink (the columns up to the next run's start hold no ink)
+    rows = np.logical_or.reduceat(m, starts, axis=1)
+    heights = len(m) - rows[::-1].argmax(0) - rows.argmax(0)
+    tall = heights.max()
+    return int(np.median(heights[3 * heights >= tall]))
 
 
 def normalize_line(ink: np.ndarray | torch.Tensor, height: int = DIGIT_HEIGHT,
@@ -119,31 +118,47 @@ class LineReading:
     confidence: float
     digits: tuple[LineDigit, ...]
     strip: torch.Tensor | None = field(default=None, repr=False, compare=False)  # (32, W) uint8
+    placement: Placement | None = field(default=None, repr=False, compare=False)  # strip -> image
+    # each output's class probabilities (T, C) and its window's centre in the strip (T,)
+    outputs: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
 
-def read_ink_maps(model, pre, inks, options=None, heights: tuple[int, ...] = HEIGHTS
-                  ) -> list[LineReading]:
+def read_ink_maps(model, pre, inks, options=None, heights: tuple[int, ...] = HEIGHTS,
+                  sure: float = SURE) -> list[LineReading]:
     """Read each ink map (see ``normalize_line``) with a string reader; each digit's box
     in the ink map's own pixels (its columns from the reader, its rows from its ink), and
-    the strip the reader saw. Each line is read at each of ``heights`` (one batch) and
-    the most probable reading is kept."""
-    from .read import read_strips
-
-    placed = [p for ink in inks for p in normalize_line_at(ink, heights)]
-    width = max(s.shape[1] for s, _ in placed)
-    images = torch.zeros(len(placed), HEIGHT, width, dtype=torch.uint8)
-    for i, (s, _) in enumerate(placed):
-        images[i, :, :s.shape[1]] = s
-    widths = torch.tensor([s.shape[1] for s, _ in placed])
-    read = read_strips(model, pre, images, widths, options)
-    k = len(heights)
-    best = [max(range(i * k, i * k + k), key=lambda j: read[j].confidence) for i in range(len(inks))]
+    the strip the reader saw, where it lies in the ink map and the reader's output strip.
+    Each line is read at the middle of ``heights``; one read there with a confidence
+    under ``sure`` is read at the others too (one batch) and the most probable reading
+    is kept."""
+    placed = [normalize_line_at(ink, heights) for ink in inks]
+    mid = len(heights) // 2
+    best = [(p[mid], r) for p, r in zip(placed, _read(model, pre, [p[mid] for p in placed], options))]
+    others = [(i, p) for i, (_, r) in enumerate(best) if r.confidence < sure
+              for k, p in enumerate(placed[i]) if k != mid]
+    for (i, p), r in zip(others, _read(model, pre, [p for _, p in others], options)):
+        if r.confidence > best[i][1].confidence:
+            best[i] = (p, r)
     out = []
-    for (strip, where), r in ((placed[j], read[j]) for j in best):
+    for (strip, where), r in best:
         digits = []
         for d in r.digits:
             rows = torch.nonzero((strip[:, d.x0:d.x1] >= INK).any(1))[:, 0]
             y0, y1 = (int(rows[0]), int(rows[-1]) + 1) if len(rows) else (0, HEIGHT)
             digits.append(LineDigit(d.digit, d.probability, where.to_original(d.x0, d.x1, y0, y1)))
-        out.append(LineReading(r.text, r.confidence, tuple(digits), strip))
+        out.append(LineReading(r.text, r.confidence, tuple(digits), strip, where, r.outputs))
     return out
+
+
+def _read(model, pre, placed: list[tuple[torch.Tensor, Placement]], options):
+    """``read_strips`` of the strips of ``placed``, in one batch, keeping their outputs."""
+    from .read import read_strips
+
+    if not placed:
+        return []
+    width = max(s.shape[1] for s, _ in placed)
+    images = torch.zeros(len(placed), HEIGHT, width, dtype=torch.uint8)
+    for i, (s, _) in enumerate(placed):
+        images[i, :, :s.shape[1]] = s
+    widths = torch.tensor([s.shape[1] for s, _ in placed])
+    return read_strips(model, pre, images, widths, options, keep_outputs=True)

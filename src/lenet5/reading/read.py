@@ -41,6 +41,9 @@ class Reading:
     text: str
     confidence: float  # probability of the whole text given the output strip
     digits: tuple[DigitReading, ...] = field(default_factory=tuple)
+    # with read_strips(..., keep_outputs=True): each output's class probabilities (T, C)
+    # and the line column its window is centred on (T,), what ``output_strip`` gives
+    outputs: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -127,10 +130,13 @@ def output_strip(model: nn.Module, pre: Preprocess, strip: torch.Tensor
 @torch.inference_mode()
 def read_strips(model: nn.Module, pre: Preprocess, images: torch.Tensor,
                 widths: torch.Tensor | None = None, options: DecodeOptions | None = None,
-                batch_size: int = 256, device: torch.device | str = "cpu") -> list[Reading]:
+                batch_size: int = 256, device: torch.device | str = "cpu",
+                keep_outputs: bool = False) -> list[Reading]:
     """Read each uint8 strip of ``images`` (B, 32, W), of which the first ``widths[i]``
-    columns are the line (all of them by default)."""
-    model.eval()
+    columns are the line (all of them by default); with ``keep_outputs`` each reading
+    keeps its output strip (``Reading.outputs``)."""
+    if model.training:  # (walking the modules costs as much as a small forward pass)
+        model.eval()
     options = options or DecodeOptions()
     n, _, w = images.shape
     widths = torch.full((n,), w, dtype=torch.long) if widths is None else widths.long()
@@ -143,12 +149,13 @@ def read_strips(model: nn.Module, pre: Preprocess, images: torch.Tensor,
         logp = F.log_softmax(model(x).float(), 1).transpose(1, 2).cpu()  # (B, T, C)
         frames = model.frames(widths[idx] + 2 * MARGIN)
         for j, r in zip(idx.tolist(), _decode_batch(model, logp, frames, images[idx], widths[idx],
-                                                   options)):
+                                                   options, keep_outputs)):
             readings[j] = r
     return readings  # type: ignore[return-value]
 
 
-def _decode_batch(model, logp, frames, images, widths, options) -> list[Reading]:
+def _decode_batch(model, logp, frames, images, widths, options, keep_outputs=False
+                  ) -> list[Reading]:
     blank = model.blank
     found = [decode_one(logp[b, :int(frames[b])].numpy(), model.objective, blank, options)
              for b in range(len(logp))]
@@ -159,5 +166,7 @@ def _decode_batch(model, logp, frames, images, widths, options) -> list[Reading]
     out = []
     for b, segs in enumerate(found):
         digits = place_digits(segs, probs[b], centres, images[b].numpy(), int(widths[b]))
-        out.append(Reading("".join(str(d.digit) for d in digits), float(conf[b]), digits))
+        t = int(frames[b])
+        outputs = (probs[b, :t], np.asarray(centres[:t], dtype=np.float64)) if keep_outputs else None
+        out.append(Reading("".join(str(d.digit) for d in digits), float(conf[b]), digits, outputs))
     return out

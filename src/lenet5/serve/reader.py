@@ -24,8 +24,7 @@ from PIL import Image
 from ..checkpoint import Checkpoint
 from ..errors import Lenet5Error
 from ..reading.image import ink_of
-from ..reading.line import SIDE, LineDigit, LineReading, normalize_line, read_ink_maps
-from ..reading.read import output_strip
+from ..reading.line import SIDE, LineDigit, LineReading, read_ink_maps
 
 NONE = "none"  # the name of the class after the digits: the SDNN's "none", CTC's blank
 
@@ -92,17 +91,18 @@ class ServedReader:
         """An ink map (uint8, bright ink on a dark background, any size)."""
         with self._lock:
             [reading] = read_ink_maps(self.model, self.preprocess, [ink])
-            line, where = normalize_line(ink)  # the line the reading was made of, again
-            probs, centres = output_strip(self.model, self.preprocess, line)
-        best, label = probs.max(1)
-        xs = (where.x0 + (centres.double() - SIDE) / where.scale) * factor
+        probs, centres = reading.outputs  # the reading's own strip: the height that won
+        where = reading.placement
+        label, best = probs.argmax(1), probs.max(1)
+        xs = (where.x0 + (centres - SIDE) / where.scale) * factor
         strip = tuple(StripCell(int(k), float(p), round(float(x), 1), float(c))
                       for k, p, x, c in zip(label, best, xs, centres))
+        line = reading.strip.numpy()
         if factor != 1:
             digits = tuple(LineDigit(d.digit, d.probability, _scaled(d.box, factor))
                            for d in reading.digits)
             reading = LineReading(reading.text, reading.confidence, digits)
-        return NumberReading(reading, strip, line.numpy())
+        return NumberReading(reading, strip, line)
 
 
 def _scaled(box: tuple[int, int, int, int], factor: float) -> tuple[int, int, int, int]:

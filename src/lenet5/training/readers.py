@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..data.augment import Augment
 from ..data.strings import StringDataset, Strings, compose
 from ..errors import Lenet5Error
 from ..models import Preprocess
@@ -54,10 +55,14 @@ class ReaderTrainMetrics:
 
 def check_reader_config(cfg: TrainConfig, objective: str) -> None:
     """Refuse the settings that are for classifiers of single images."""
-    for flag, on in (("--distort", cfg.distort), ("--augment", cfg.augment),
-                     ("--train-eval", cfg.train_eval), ("--double-batch-from", cfg.double_batch_from)):
+    for flag, on in (("--distort", cfg.distort), ("--train-eval", cfg.train_eval),
+                     ("--double-batch-from", cfg.double_batch_from)):
         if on:
             raise Lenet5Error(f"{flag} is for classifiers of single images, not {cfg.model}")
+    other = sorted(set(cfg.augment) - {"writing"})
+    if other:
+        raise Lenet5Error(f"a reader of numbers takes --augment writing (each digit varied "
+                          f"before the numbers are composed), not {', '.join(other)}")
     if cfg.optimizer == "sdlm":
         raise Lenet5Error(f"the sdlm optimizer is for classifiers of single images, not {cfg.model}")
     if cfg.loss != OBJECTIVE_LOSS[objective]:
@@ -79,6 +84,8 @@ class ReaderTraining:
         self.net, self.pre, self.device, self.memory_format = net, pre, device, memory_format
         self.eval_batch_size = cfg.eval_batch_size
         self.source, self.val = split_strings(data, cfg.val_split, cfg.seed)
+        if "writing" in cfg.augment:
+            self.source = dataclasses.replace(self.source, writing=writing_ranges(cfg.augment["writing"]))
         self.windows = net.objective == "sdnn"
         # the numbers each rank trains on: its own stream, the same for the same seed
         self.generator = torch.Generator().manual_seed(cfg.seed * 1000 + 7 + rank)
@@ -126,6 +133,13 @@ class ReaderTraining:
         ep = f" epoch: {epoch}" if epoch is not None else ""
         acc = f" window acc: {m.acc:.4f}" if m.acc is not None else ""
         return f"{f'({split} set)'.ljust(11)}{ep} loss: {m.loss:.4f}{acc}"
+
+
+def writing_ranges(options: dict) -> Augment:
+    try:
+        return Augment(**options)
+    except TypeError as e:
+        raise Lenet5Error(f"augmentation 'writing': {e}") from None
 
 
 def split_strings(data: StringDataset, fraction: float, seed: int):

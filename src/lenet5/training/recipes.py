@@ -85,6 +85,8 @@ SDNN = Recipe(optimizer="adam", lr=3e-3, schedule="onecycle-short", epochs=12, b
               ema=0.998)
 CTC = Recipe(optimizer="adam", lr=6e-3, schedule="onecycle-short", epochs=50, batch_size=64,
              loss="ctc", ema=0.998)
+# The reader's trunk on numbers: CTC's recipe, each digit varied as the reader's are.
+READER_CTC = dataclasses.replace(CTC, epochs=40, augment={"writing": {}})
 
 # The reader (models/reader.py): modern's rate, smoothing and weight average over 20 epochs,
 # on batches varied the ways people's writing differs from MNIST (docs/reader.md).
@@ -94,5 +96,6 @@ READER = dataclasses.replace(FAST, lr=1e-2, epochs=20, loss_args={"label_smoothi
 for _name, _recipe in {"classic": CLASSIC, "modern": MODERN, "classic-c5conv": FAST,
                        "modern-c5conv": MODERN, "sigmoid": FAST, "keras": FAST,
                        "lenet5-1998": LENET5_1998, "alexnet": ALEXNET,
-                       "lenet5-sdnn": SDNN, "lenet5-ctc": CTC, "reader": READER}.items():
+                       "lenet5-sdnn": SDNN, "lenet5-ctc": CTC, "reader-ctc": READER_CTC,
+                       "reader": READER}.items():
     register_recipe(_name, _recipe)

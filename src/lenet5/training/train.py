@@ -61,14 +61,17 @@ def split_validation(train: Split, fraction: float, seed: int) -> tuple[Split, S
     return train.subset(perm[n_val:]), train.subset(perm[:n_val])
 
 
-def training_callbacks(cfg: TrainConfig, net: nn.Module, optimizer: torch.optim.Optimizer
-                       ) -> list[Callback]:
-    """The hooks that take part in training that ``cfg`` asks for, in the order they run."""
+def training_callbacks(cfg: TrainConfig, net: nn.Module, optimizer: torch.optim.Optimizer,
+                       augment_batches: bool = True) -> list[Callback]:
+    """The hooks that take part in training that ``cfg`` asks for, in the order they run;
+    without ``augment_batches`` the augmentations are left to the batches' maker (a
+    reader varies each digit before composing its numbers)."""
     hooks: list[Callback] = []
     if cfg.double_batch_from:
         hooks.append(BatchRamp(cfg.double_batch_from))
-    augment = {"distort": {"fraction": cfg.distort}} if cfg.distort else {}
-    hooks += build_augmentations({**augment, **cfg.augment}, cfg.seed)
+    if augment_batches:
+        augment = {"distort": {"fraction": cfg.distort}} if cfg.distort else {}
+        hooks += build_augmentations({**augment, **cfg.augment}, cfg.seed)
     if isinstance(optimizer, SDLM):  # its step sizes need the curvature before each pass
         hooks.append(CurvatureEstimate(optimizer, seed=cfg.seed + 3))
     if cfg.ema:
@@ -195,8 +198,8 @@ def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print,
                 loss_fn=loss_fn, preprocess=pre, device=device, train_split=train_split,
                 watch_name=watch_name, watch_split=watch_split, batch=batch, measure=measure,
                 log=log, is_main=ddp.is_main, evaluated=net, task=task)
-    hooks = [*training_callbacks(cfg, net, optimizer), *callbacks, *reporting_callbacks(cfg),
-             *([EpochFunction(on_epoch)] if on_epoch is not None else [])]
+    hooks = [*training_callbacks(cfg, net, optimizer, augment_batches=reader is None), *callbacks,
+             *reporting_callbacks(cfg), *([EpochFunction(on_epoch)] if on_epoch is not None else [])]
     run_state = RunState(state_path_for(cfg.out) if cfg.out else None, model=net,
                          optimizer=optimizer, schedule=schedule, generators=generators,
                          callbacks=hooks, config=cfg.to_dict(), dataset=data.describe(),
