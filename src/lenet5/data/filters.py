@@ -17,7 +17,8 @@ use (``tests/data/test_filters.py`` compares them with scipy):
 Labelling works on runs of pixels along rows: runs in neighbouring rows that touch
 (diagonally too) are joined by a vectorized union-find (hook each root onto the smallest
 neighbouring root, then jump pointers to the roots, until nothing changes), so its cost
-follows the number of runs, not of pixels, and noise does not make it slow.
+follows the number of runs, not of pixels: tens of milliseconds for a 1024x1024 mask of
+noise (``benchmarks/filters.py`` times each function against scipy).
 """
 
 from __future__ import annotations
