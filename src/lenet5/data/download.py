@@ -38,13 +38,16 @@ import urllib.error
 import urllib.request
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from filelock import FileLock
 from tqdm import tqdm
 
 from ..errors import Lenet5Error
 from .idx import ANY, IdxFormat, read_idx
 from .registry import Archive
+
+if TYPE_CHECKING:
+    from filelock import FileLock
 
 CHUNK = 1 << 16
 TIMEOUT_S = 30.0  # per connection attempt and per read
@@ -170,6 +173,8 @@ def _verify(part: Path, sha256: str | None, md5: str | None, fmt: IdxFormat | No
 
 def lock_for(path: Path) -> FileLock:
     """The lock that guards writing ``path`` (a hidden lock file beside it)."""
+    from filelock import FileLock  # only when a file is fetched: not on every start
+
     return FileLock(str(path.with_name(f".{path.name}.lock")))
 
 

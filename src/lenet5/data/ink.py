@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageOps
-from scipy import ndimage
 
 from ..errors import Lenet5Error
+from . import filters
 
 
 @dataclass(frozen=True)
@@ -149,9 +149,9 @@ def line_strength(a: np.ndarray, sigmas=(1.0, 2.0, 3.5)) -> tuple[np.ndarray, np
     best = np.zeros(a.shape, np.float32)
     sign = np.zeros(a.shape, np.float32)
     for s in sigmas:
-        hxx = ndimage.gaussian_filter(a, s, order=(0, 2))
-        hyy = ndimage.gaussian_filter(a, s, order=(2, 0))
-        hxy = ndimage.gaussian_filter(a, s, order=(1, 1))
+        hxx = filters.gaussian_filter(a, s, order=(0, 2))
+        hyy = filters.gaussian_filter(a, s, order=(2, 0))
+        hxy = filters.gaussian_filter(a, s, order=(1, 1))
         mean, half = (hxx + hyy) / 2, np.sqrt(((hxx - hyy) / 2) ** 2 + hxy ** 2)
         big = np.where(mean >= 0, mean + half, mean - half)  # the eigenvalue of larger magnitude
         line = s * s * (np.abs(big) - np.abs(2 * mean - big))
@@ -180,7 +180,7 @@ def paper_level(grey: np.ndarray, window: int, cfg: PhotoConfig = DEFAULT) -> np
     while max(grey.shape) / f > 512 and window / f >= 6:
         f *= 2
     small = _coarse(grey, max(grey.shape) // f) if f > 1 else grey
-    small = ndimage.gaussian_filter(small, 1.0, mode="nearest")
+    small = filters.gaussian_filter(small, 1.0, mode="nearest")
     k = max(3, int(window / f) | 1)
     paper = closing(small, k)
     return _resize(paper, grey.shape) if f > 1 else paper
@@ -193,7 +193,7 @@ def closing(a: np.ndarray, k: int) -> np.ndarray:
     where padding each half on its own would lift it."""
     p = k // 2 + 1
     big = np.pad(a, p, mode="edge")
-    return ndimage.grey_closing(big, size=(k, k), mode="nearest")[p:-p, p:-p]
+    return filters.grey_closing(big, k)[p:-p, p:-p]
 
 
 def ink_map(grey: np.ndarray, window: int, cfg: PhotoConfig = DEFAULT,
@@ -215,7 +215,7 @@ def ink_map(grey: np.ndarray, window: int, cfg: PhotoConfig = DEFAULT,
     sample = ratio[::3, ::3]
     noise = 1.4826 * float(np.median(np.abs(sample - np.median(sample)))) + 1e-3
     small = min(grey.shape) < 48  # a drawing or an MNIST digit: no noise to smooth away
-    smooth = ratio if small else ndimage.gaussian_filter(ratio, 1.0)
+    smooth = ratio if small else filters.gaussian_filter(ratio, 1.0)
     threshold = max(cfg.noise_sigmas * noise / (1 if small else 2), cfg.min_ink)
     candidate = smooth > threshold
     strength = _stroke_strength(smooth, candidate) if candidate.any() else 0.0
@@ -278,8 +278,7 @@ def remove_lines(mask: np.ndarray, smooth: np.ndarray, cfg: PhotoConfig = DEFAUL
     out = mask.copy()
     out[ys[line & ~keep], xs[line & ~keep]] = False
     reach = thickest + 4
-    bridged = (ndimage.binary_closing(out, np.ones((reach, 1)), border_value=0)
-               | ndimage.binary_closing(out, np.ones((1, reach)), border_value=0))
+    bridged = filters.binary_closing(out, reach, axis=0) | filters.binary_closing(out, reach, axis=1)
     out[ys[line], xs[line]] |= bridged[ys[line], xs[line]]
     return out
 
@@ -301,10 +300,10 @@ def _line_bins(counts: np.ndarray, peak: float, thickest: float) -> tuple[np.nda
     """The bins of lines: runs of bins above a third of ``peak`` that reach ``peak`` and
     are at most ``thickest`` bins thick, widened by one bin either side; and the thickest
     such run's width."""
-    runs, _ = ndimage.label(counts >= peak / 3)
+    runs, _ = filters.label(counts >= peak / 3)
     keep = np.zeros(counts.size, bool)
     widest = 0
-    for sl in ndimage.find_objects(runs):
+    for sl in filters.find_objects(runs):
         width = sl[0].stop - sl[0].start
         if width <= thickest and counts[sl].max() >= peak:
             keep[max(0, sl[0].start - 1):sl[0].stop + 1] = True

@@ -26,9 +26,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
-from scipy import ndimage
 
 from ..errors import Lenet5Error
+from . import filters
 from .ink import (
     DEFAULT,
     InkMap,
@@ -50,7 +50,7 @@ __all__ = ["DEFAULT", "FIELD", "INK_BOX", "Blob", "InkMap", "PhotoConfig", "boun
 
 INK_BOX = 20  # MNIST: the digit fits a 20x20 box ...
 FIELD = 28  # ... centred by mass in a 28x28 field
-Box = tuple[slice, slice]  # (rows, columns), as numpy indexes and ndimage.find_objects give
+Box = tuple[slice, slice]  # (rows, columns), as numpy indexes and filters.find_objects give
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ class Blob:
 
 def find_blobs(mask: np.ndarray, ink: np.ndarray) -> tuple[np.ndarray, list[Blob]]:
     """Stage 2a: the mask's 8-connected pieces: the label image and one Blob each."""
-    labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
+    labels, n = filters.label(mask)
     if n == 0:
         return labels, []
     areas = np.bincount(labels.ravel(), minlength=n + 1)[1:]
@@ -95,7 +95,7 @@ def find_blobs(mask: np.ndarray, ink: np.ndarray) -> tuple[np.ndarray, list[Blob
     frame = np.concatenate([labels[0], labels[-1], labels[1:-1, 0], labels[1:-1, -1]])
     contact = np.bincount(frame, minlength=n + 1)
     blobs = [Blob(i + 1, box, int(areas[i]), float(masses[i]), int(contact[i + 1]))
-             for i, box in enumerate(ndimage.find_objects(labels))]
+             for i, box in enumerate(filters.find_objects(labels))]
     return labels, blobs
 
 
@@ -169,7 +169,7 @@ def looks_written(labels: np.ndarray, blobs: list[Blob], min_side: int = 8,
     if size < min_side:
         return False
     own = np.isin(labels[box], [b.label for b in blobs])
-    outline = np.count_nonzero(own & ~ndimage.binary_erosion(own))
+    outline = np.count_nonzero(own & ~filters.binary_erosion(own))
     return 2 * np.count_nonzero(own) / max(outline, 1) >= min_width * size
 
 
@@ -192,8 +192,8 @@ def _ink_of(imap: InkMap, labels: np.ndarray, blobs: list[Blob], cfg: PhotoConfi
     box = (slice(max(0, box[0].start - grow), min(h, box[0].stop + grow)),
            slice(max(0, box[1].start - grow), min(w, box[1].stop + grow)))
     own = np.isin(labels[box], [b.label for b in blobs])
-    near = ndimage.binary_dilation(own, np.ones((3, 3)), iterations=grow)
-    lines = ndimage.binary_dilation(imap.lines[box], np.ones((3, 3)), iterations=2)  # and their soft edges
+    near = filters.binary_dilation(own, grow)
+    lines = filters.binary_dilation(imap.lines[box], 2)  # and their soft edges
     near &= own | ~(lines | (labels[box] > 0))
     ink = imap.ink[box] * near
     full = max(float(np.quantile(ink[own], 0.75)) if own.any() else 1.0, 1e-3)
