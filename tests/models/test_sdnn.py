@@ -61,14 +61,33 @@ def test_reader_ctc_is_the_readers_shape_within_the_budget():
     layers = [*model.features.named_children(), *model.classifier.named_children()]
     counts = {n: sum(p.numel() for p in m.parameters()) for n, m in layers}
     counts = {n: c for n, c in counts.items() if c}
-    # the reader's (models/reader.py): wider C1 and C3, a full C3, C5 read by the output
+    # the reader's (models/reader.py): wider C1 and C3, a full C3, no F6; each C5 map
+    # looks at itself at the neighbouring outputs (5 taps, 2 outputs apart)
     assert counts == {"c1": 12 * 26, "bn1": 24, "c3": 12 * 32 * 25 + 32, "bn3": 64,
-                      "c5": 32 * 60 * 25 + 60, "bn5": 120, "output": 60 * 11 + 11}
-    assert sum(counts.values()) == 58883 <= 61706
+                      "c5": 32 * 60 * 25 + 60, "bn5": 120, "context": 60 * 5 + 60, "bn7": 120,
+                      "output": 60 * 11 + 11}
+    assert sum(counts.values()) == 59363 <= 61706
     assert get_model_entry("reader-ctc").task == "read" and model.objective == "ctc"
     assert model.stride == 2 and model(torch.zeros(3, 1, 32, 64)).shape == (3, 11, 17)
 
 
 def test_the_papers_c3_table_needs_its_maps():
-    with pytest.raises(ValueError, match="Table I|6 maps to 16"):
-        create_model("reader-ctc", c3_table=True)
+    from lenet5.models.sdnn import StripConfig, StripNet
+
+    with pytest.raises(ValueError, match="6 maps to 16"):
+        StripNet(config=StripConfig(c1=12, c3=32))
+
+
+def test_reader_ctc_outputs_see_16_pixels_more_of_the_line():
+    """The context layer widens each output's view from 32 to 48 columns, keeping one
+    output per 2 pixels: a change 24 columns from an output's window centre moves it."""
+    torch.manual_seed(2)
+    model = create_model("reader-ctc").eval()
+    x = torch.zeros(1, 1, 32, 120)
+    base = model(x)
+    t = 20  # window centre: column 2 * 20 + 16 = 56
+    for col, moves in ((56 + 23, True), (56 - 24, True), (56 + 25, False), (56 - 26, False)):
+        y = x.clone()
+        y[..., col] = 3.0
+        changed = not torch.allclose(model(y)[..., t], base[..., t])
+        assert changed == moves, col

@@ -52,8 +52,6 @@ from torch import nn
 from .lenet1998 import C3_TABLE, PartialConv2d
 from .registry import Preprocess, register_model
 
-# reader-ctc: the reader's shape (models/reader.py) within LeNet-5's 61,706 parameters
-READER_CTC = dict(c1=12, c3=32, c3_table=False, c5=60, f6=0, norm=True, stride=2)
 WINDOW = 32  # pixels of line each output sees (LeNet-5's input)
 # The strips are 32 pixels high already (data/strings.py): no padding.
 STRIP_PREPROCESS = Preprocess(pad=0)
@@ -70,21 +68,8 @@ class StripConfig:
     c5: int = 120  # units of C5
     f6: int = 84  # units of F6 (0: none, the output reads C5)
     context: int = 0  # taps of a depthwise convolution across the outputs after C5 (0: none)
-    gru: int = 0  # units each way of a bidirectional GRU across the outputs (0: none)
     norm: bool = False  # batch normalization after every convolution but the output
     stride: int = 4  # input pixels between output columns: 4, or 2 (S4 and C5 interleaved)
-
-
-class FrameGRU(nn.Module):
-    """A bidirectional GRU along the outputs of a (B, C, 1, T) map: (B, 2 * hidden, 1, T)."""
-
-    def __init__(self, channels: int, hidden: int):
-        super().__init__()
-        self.rnn = nn.GRU(channels, hidden, batch_first=True, bidirectional=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out, _ = self.rnn(x.squeeze(2).transpose(1, 2))
-        return out.transpose(1, 2).unsqueeze(2)
 
 
 class StripNet(nn.Module):
@@ -130,9 +115,6 @@ class StripNet(nn.Module):
             head += [("context", nn.Conv2d(c.c5, c.c5, (1, c.context), dilation=(1, 2),
                                            padding=(0, c.context - 1), groups=c.c5)),
                      *bn(7, c.c5), ("act7", nn.ReLU())]
-        if c.gru:
-            head.append(("gru", FrameGRU(c.c5, c.gru)))
-            width = 2 * c.gru
         if c.f6:
             head += [("f6", nn.Conv2d(width, c.f6, kernel_size=1)), *bn(6, c.f6), ("act6", nn.ReLU())]
             width = c.f6
@@ -176,6 +158,9 @@ def lenet5_ctc(num_classes: int = 10, in_channels: int = 1, stride: int = 2,
 
 @register_model("reader-ctc", input_size=(1, 32, 32), preprocess=STRIP_PREPROCESS,
                 task="read")
-def reader_ctc(num_classes: int = 10, in_channels: int = 1, **config) -> CTCNet:
-    """The ``reader``'s trunk (wider C1 and C3, a full C3, no F6) trained with CTC."""
-    return CTCNet(num_classes, in_channels, StripConfig(**{**READER_CTC, **config}))
+def reader_ctc(num_classes: int = 10, in_channels: int = 1, c1: int = 12, c3: int = 32,
+               c5: int = 60, context: int = 5) -> CTCNet:
+    """The ``reader``'s trunk (wider C1 and C3, a full C3, no F6), a look at the neighbouring
+    outputs, trained with CTC."""
+    return CTCNet(num_classes, in_channels, StripConfig(c1=c1, c3=c3, c3_table=False, c5=c5, f6=0,
+                                                       context=context, norm=True, stride=2))
