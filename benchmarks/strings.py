@@ -132,6 +132,10 @@ def _number(v) -> float:
     return float("nan") if v is None else v
 
 
+def _whole(v: float) -> str:
+    return "-" if v != v else f"{v:.0f}"  # NaN: not measured
+
+
 def _mean(rs: list[dict], part: str, key: str) -> float:
     return statistics.mean(r[part][key] for r in rs)
 
@@ -152,7 +156,7 @@ def table(results: list[dict]) -> str:
         seconds = statistics.mean(_number(r.get("seconds")) for r in rs)
         cpu = statistics.mean(_number(r.get("cpu_seconds")) for r in rs)
         rows.append(f"| {model} | {decoder} | {len(rs)} | {five:.2%} | {cer:.2%} | {accept:.1%} | "
-                    f"{latency:.2f} ms | {seconds:.0f} | {cpu:.0f} |")
+                    f"{latency:.2f} ms | {_whole(seconds)} | {_whole(cpu)} |")
     lengths = sorted({int(n) for r in results for n in r["by_length"]})
     rows += ["", "By length (mean over seeds): exact match / CER", "",
              "| reader | decoder | " + " | ".join(str(n) for n in lengths) + " |",

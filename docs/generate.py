@@ -179,7 +179,8 @@ def models_table(base: str = "docs/") -> str:
     special = {"lenet5-1998": f"[{reproduced_error()}% error]({base}paper.md)",
                "reader": f"[{reader_mean():.2f}%]({base}reader.md)",
                "lenet5-sdnn": f"[whole numbers]({base}reading.md)",
-               "lenet5-ctc": f"[whole numbers]({base}reading.md)"}
+               "lenet5-ctc": f"[whole numbers]({base}reading.md)",
+               "reader-ctc": f"[whole numbers]({base}reading.md)"}
     for name in names:
         score = f"{100 * acc[name]:.2f}%" if name in acc else special.get(name, "-")
         rows.append(f"| `{name}` | {_description(name)} | {_params(name):,} | {score} |")
