@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,6 +39,8 @@ from lenet5.reading.line import read_ink_maps
 from lenet5.reading.read import DecodeOptions, read_strips
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # `benchmarks.` from anywhere
+from benchmarks.timing import one_thread_p50  # noqa: E402
 
 
 def render(strip: np.ndarray, rng: np.random.Generator) -> Image.Image:
@@ -69,21 +70,12 @@ def read_dir(ckpt: str, directory: Path) -> dict[str, str | None]:
 def latency_ms(model, pre, files: list[Path], rounds: int = 3) -> dict[str, float]:
     """p50 of reading one photo file in process, one thread: wall and CPU milliseconds (the
     same on an idle machine; on a shared one, CPU is what the reading itself cost)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        read_file(model, pre, files[0])  # warm up
-        wall, cpu = [], []
-        for _ in range(rounds):
-            for f in files:
-                t, c = time.perf_counter(), time.process_time()
-                read_file(model, pre, f)
-                wall.append(time.perf_counter() - t)
-                cpu.append(time.process_time() - c)
-    finally:
-        torch.set_num_threads(threads)
-    return {"photos": len(files), "p50_ms": round(statistics.median(wall) * 1000, 2),
-            "p50_cpu_ms": round(statistics.median(cpu) * 1000, 2)}
+    def reading(f: Path):
+        return lambda: read_file(model, pre, f)
+
+    wall, cpu = one_thread_p50((reading(f) for _ in range(rounds) for f in files),
+                               warm_up=reading(files[0]))
+    return {"photos": len(files), "p50_ms": round(wall, 2), "p50_cpu_ms": round(cpu, 2)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -37,7 +37,10 @@ from lenet5.reading.read import METHODS, DecodeOptions, read_strips
 from lenet5.training import TrainConfig, train
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "docs"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `benchmarks.` from anywhere
 from measure import conditions  # noqa: E402  (how every results file records the machine)
+
+from benchmarks.timing import one_thread_p50  # noqa: E402
 
 READERS = ("reader-ctc", "lenet5-ctc", "lenet5-sdnn")
 
@@ -68,21 +71,10 @@ def latency_ms(model, pre, strings, n: int = 200) -> tuple[float, float]:
     """p50 of reading one image (5 digits) end to end, one thread, model loaded: wall
     milliseconds, and CPU milliseconds (the same on an idle machine; on a shared one, what
     the reading itself cost)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        wall, cpu = [], []
-        read_strips(model, pre, strings.images[:1])  # warm up
-        for i in range(n):
-            j = i % len(strings)
-            img = strings.images[j:j + 1, :, :int(strings.widths[j])]
-            t, c = time.perf_counter(), time.process_time()
-            read_strips(model, pre, img)
-            wall.append(time.perf_counter() - t)
-            cpu.append(time.process_time() - c)
-    finally:
-        torch.set_num_threads(threads)
-    return statistics.median(wall) * 1000, statistics.median(cpu) * 1000
+    def reading(j: int):
+        return lambda: read_strips(model, pre, strings.images[j:j + 1, :, :int(strings.widths[j])])
+
+    return one_thread_p50((reading(i % len(strings)) for i in range(n)), warm_up=reading(0))
 
 
 def tune_character_model(model, pre, data, n: int = 1000, log=print) -> DecodeOptions:
