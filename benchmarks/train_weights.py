@@ -62,10 +62,13 @@ def train(command: str, data_dir: str | None, out: Path, threads: int | None) ->
 
 
 def shippable(path: Path) -> bytes:
-    """The checkpoint's bytes as shipped: the same weights and metrics, without where its
-    data lay on the machine that trained it (``data_dir``: a path of that machine)."""
+    """The checkpoint's bytes as shipped: the same weights and metrics, without the paths of
+    the machine that trained it (``data_dir``; ``out`` kept only if relative)."""
     ckpt = load_checkpoint(path)
-    ckpt.config = {**ckpt.config, "data_dir": None}
+    out = ckpt.config.get("out")
+    if out and Path(out).is_absolute():
+        out = Path(out).name
+    ckpt.config = {**ckpt.config, "data_dir": None, "out": out}
     save_checkpoint(path, ckpt)
     return path.read_bytes()
 
