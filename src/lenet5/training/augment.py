@@ -79,6 +79,18 @@ class Distort(Augmentation):
         return distort(x, self.generator, self.distortion), y
 
 
+def writing_ranges(options: dict[str, Any]) -> Augment:
+    """The ranges of the ``writing`` augmentation given as its options, checked."""
+    try:
+        ranges = Augment(**options)
+    except TypeError as e:
+        raise Lenet5Error(f"augmentation 'writing': {e}") from None
+    if not 0 <= ranges.clean <= 1:
+        raise Lenet5Error(f"augmentation 'writing': clean is the share of images left as "
+                          f"they are, between 0 and 1, not {ranges.clean}")
+    return ranges
+
+
 @register_augmentation("writing")
 class Writing(Augmentation):
     """People's writing, drawn per image on the whole batch (``data/augment.py``): every
@@ -87,13 +99,7 @@ class Writing(Augmentation):
 
     def __init__(self, generator: torch.Generator, **ranges: float):
         super().__init__(generator)
-        try:
-            self.ranges = Augment(**ranges)
-        except TypeError as e:
-            raise Lenet5Error(f"augmentation 'writing': {e}") from None
-        if not 0 <= self.ranges.clean <= 1:
-            raise Lenet5Error(f"augmentation 'writing': clean is the share of images left as "
-                              f"they are, between 0 and 1, not {self.ranges.clean}")
+        self.ranges = writing_ranges(ranges)
 
     def on_batch(self, loop, x, y):
         pre = loop.preprocess

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..data.augment import Augment
 from ..data.strings import StringDataset, Strings, compose
 from ..errors import Lenet5Error
 from ..models import Preprocess
 from ..reading.metrics import ReadingMetrics, format_reading
 from ..reading.objectives import Batch, evaluate_reader, get_objective
+from .augment import writing_ranges
 from .config import TrainConfig
 
 # --loss of each objective: what the recipes name (a reader's loss is its objective's)
@@ -133,13 +133,6 @@ class ReaderTraining:
         ep = f" epoch: {epoch}" if epoch is not None else ""
         acc = f" window acc: {m.acc:.4f}" if m.acc is not None else ""
         return f"{f'({split} set)'.ljust(11)}{ep} loss: {m.loss:.4f}{acc}"
-
-
-def writing_ranges(options: dict) -> Augment:
-    try:
-        return Augment(**options)
-    except TypeError as e:
-        raise Lenet5Error(f"augmentation 'writing': {e}") from None
 
 
 def split_strings(data: StringDataset, fraction: float, seed: int):
