@@ -30,7 +30,7 @@ def add_parser(sub) -> None:
                    help="also print the confusion matrix (rows: true class, columns: predicted)")
     p.add_argument("--decoder", choices=["greedy", "beam", "viterbi"],
                    help="string readers: how the output strip is decoded (default: viterbi for "
-                        "lenet5-sdnn, greedy for lenet5-ctc)")
+                        "lenet5-sdnn, greedy for the CTC readers)")
     add_data_args(p, of_checkpoint=True)
     add_device_arg(p)
     p.set_defaults(func=run)

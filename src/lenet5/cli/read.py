@@ -37,7 +37,8 @@ def add_parser(sub) -> None:
             "handwritten digits: PNG, JPEG, BMP, GIF, WebP, TIFF, PGM/PPM/PBM; any size, "
             "colour or grey, dark ink on light paper or the reverse). The line is cropped to "
             "its ink and scaled so its digits are 20 pixels high, as MNIST's, and a string "
-            "reader (lenet5-ctc, lenet5-sdnn) reads it. A bad file gets its own error line; "
+            "reader (reader-ctc, lenet5-ctc, lenet5-sdnn) reads it. A bad file gets its own "
+            "error line; "
             "the others are still read, and the exit status is 1 if any failed.", 88))
     p.add_argument("inputs", nargs="+", metavar="[CKPT] IMAGE_OR_DIR",
                    help="a reader's .safetensors checkpoint or shipped weights' name (default: "
@@ -49,7 +50,7 @@ def add_parser(sub) -> None:
                    help="report readings of confidence under T (0-1) as rejected, not read")
     p.add_argument("--decoder", choices=["greedy", "beam", "viterbi"],
                    help="how the output strip is decoded (default: viterbi for lenet5-sdnn, "
-                        "greedy for lenet5-ctc)")
+                        "greedy for the CTC readers)")
     p.add_argument("--save-preprocessed", metavar="DIR",
                    help="write the 32-pixel-high strip the reader saw for each file to "
                         "DIR/<name>.png")

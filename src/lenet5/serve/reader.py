@@ -2,7 +2,7 @@
 and its output strip out.
 
 A :class:`ServedReader` holds a reader's checkpoint (a model whose registry task is
-"read": ``lenet5-sdnn``, ``lenet5-ctc``). Besides the reading (the text, its confidence,
+"read": ``lenet5-sdnn``, ``lenet5-ctc``, ``reader-ctc``). Besides the reading (the text, its confidence,
 each digit's probability and box in the image's pixels) it answers with the output strip,
 as the paper's SDNN figures draw it under the line (LeCun et al. 1998, section VII): for
 each position of LeNet-5's window along the line, the class it finds most likely (a digit
