@@ -123,20 +123,28 @@ def is_light_on_dark(grey: np.ndarray, cfg: PhotoConfig = DEFAULT, prior: float 
     the common case), counting only the strong ones: above half the level that the
     strongest few of either kind reach.
     """
-    dark_even, light_even = even_paper(grey, cfg) is not None, even_paper(255.0 - grey, cfg) is not None
+    return _light_on_dark(grey, cfg, prior)[0]
+
+
+def _light_on_dark(grey: np.ndarray, cfg: PhotoConfig = DEFAULT, prior: float = 2.5
+                   ) -> tuple[bool, tuple[float | None, float | None]]:
+    """``is_light_on_dark``, and ``even_paper`` of the image as it is and turned round
+    (what ``paper_level`` would compute again)."""
+    levels = even_paper(grey, cfg), even_paper(255.0 - grey, cfg)
+    dark_even, light_even = levels[0] is not None, levels[1] is not None
     if dark_even != light_even:
-        return light_even
+        return light_even, levels
     coarse = _coarse(grey, 512)
     middle = float(np.median(coarse))
     if middle > 0.5 * 255 or middle < 0.1 * 255:
-        return middle < 0.1 * 255
+        return middle < 0.1 * 255, levels
     dark, light = line_strength(np.log(coarse + 8.0))
     n = min(dark.size - 1, max(20, int(1e-4 * dark.size)))
     strong = 0.5 * max(np.partition(dark, -n)[-n], np.partition(light, -n)[-n])
     if strong < 0.03:  # no line anywhere, only noise: a blank sheet, paper
-        return False
+        return False, levels
     light_mass = float(np.clip(light - strong, 0, None).sum())
-    return light_mass > prior * float(np.clip(dark - strong, 0, None).sum())
+    return light_mass > prior * float(np.clip(dark - strong, 0, None).sum()), levels
 
 
 def line_strength(a: np.ndarray, sigmas=(1.0, 2.0, 3.5)) -> tuple[np.ndarray, np.ndarray]:
@@ -164,14 +172,18 @@ def line_strength(a: np.ndarray, sigmas=(1.0, 2.0, 3.5)) -> tuple[np.ndarray, np
     return (best * (sign > 0)).ravel(), (best * (sign < 0)).ravel()
 
 
-def paper_level(grey: np.ndarray, window: int, cfg: PhotoConfig = DEFAULT) -> np.ndarray:
+_UNKNOWN = object()
+
+
+def paper_level(grey: np.ndarray, window: int, cfg: PhotoConfig = DEFAULT, even=_UNKNOWN
+                ) -> np.ndarray:
     """The paper's brightness under each pixel (h, w), for dark ink on light paper.
 
-    Evenly lit (``even_paper``): that one level. Otherwise a grey closing (a max then a
-    min filter) ``window`` px wide: strokes narrower than the window vanish; gradients,
-    vignetting and the steps of shadow edges stay.
+    Evenly lit (``even_paper``, unless given as ``even``): that one level. Otherwise a
+    grey closing (a max then a min filter) ``window`` px wide: strokes narrower than the
+    window vanish; gradients, vignetting and the steps of shadow edges stay.
     """
-    level = even_paper(grey, cfg)
+    level = even_paper(grey, cfg) if even is _UNKNOWN else even
     if level is not None:
         return np.full_like(grey, level)
     # on a copy halved while larger than 512 px (the paper varies slowly, or in steps
@@ -205,11 +217,13 @@ def ink_map(grey: np.ndarray, window: int, cfg: PhotoConfig = DEFAULT,
     Raises ``Lenet5Error("<name>: no ink found ...")`` when the strongest strokes darken
     the paper by less than ``min_contrast`` or ``noise_sigmas`` noise deviations.
     """
+    even = _UNKNOWN
     if inverted is None:
-        inverted = is_light_on_dark(grey, cfg)
+        inverted, levels = _light_on_dark(grey, cfg)
+        even = levels[1 if inverted else 0]
     if inverted:
         grey = 255.0 - grey
-    paper = paper_level(grey, max(3, int(window) | 1), cfg)
+    paper = paper_level(grey, max(3, int(window) | 1), cfg, even)
     floor = 0.2 * float(np.quantile(paper, 0.95)) + 1.0  # deep shadow, a table: not divided up
     ratio = (paper - grey) / np.maximum(paper, floor)
     sample = ratio[::3, ::3]
@@ -283,16 +297,42 @@ def remove_lines(mask: np.ndarray, smooth: np.ndarray, cfg: PhotoConfig = DEFAUL
     return out
 
 
-def _best_angle(along: np.ndarray, across: np.ndarray, angles: np.ndarray
+def _best_angle(along: np.ndarray, across: np.ndarray, angles: np.ndarray, chunk: int = 1 << 17
                 ) -> tuple[int, float, int, np.ndarray]:
     """The angle whose projection piles the most pixels into one bin: (that count, the
-    angle, the first bin's offset, the counts)."""
+    angle, the first bin's offset, the counts); the first such angle on a tie.
+
+    The bins are ``round(across * cos(t) - along * sin(t))``, to the last bit (the same
+    float64 operations), for several angles at a time: one (angles, pixels) array and one
+    ``bincount`` for them all, each angle's bins placed after the previous angle's, the
+    room each needs bounded from the pixels' extremes (no pass to find it)."""
+    along, across = np.asarray(along, np.float64), np.asarray(across, np.float64)
+    cos = np.array([np.cos(t) for t in angles])  # the scalar functions, as one angle at a time
+    sin = np.array([np.sin(t) for t in angles])
+    a0, a1, c0, c1 = along.min(), along.max(), across.min(), across.max()
+    lo = np.floor(np.minimum(c0 * cos, c1 * cos) - np.maximum(a0 * sin, a1 * sin)) - 1
+    hi = np.ceil(np.maximum(c0 * cos, c1 * cos) - np.minimum(a0 * sin, a1 * sin)) + 1
+    room = (hi - lo).astype(np.int64) + 1
     best = (-1, 0.0, 0, np.zeros(1, np.int64))
-    for t in angles:
-        rho = np.round(across * np.cos(t) - along * np.sin(t)).astype(np.int64)
-        counts = np.bincount(rho - rho.min())
-        if counts.max() > best[0]:
-            best = (int(counts.max()), float(t), int(rho.min()), counts)
+    step = max(1, chunk // along.size)
+    buf = np.empty((2, min(step, len(angles)), along.size))
+    for s in range(0, len(angles), step):
+        n = len(angles[s:s + step])
+        rho, part = buf[0, :n], buf[1, :n]
+        np.multiply(cos[s:s + n, None], across, out=rho)
+        np.multiply(sin[s:s + n, None], along, out=part)
+        rho -= part
+        np.rint(rho, out=rho)
+        first = np.cumsum(room[s:s + n]) - room[s:s + n]
+        rho -= (lo[s:s + n] - first)[:, None]
+        counts = np.bincount(rho.astype(np.int64).ravel(), minlength=int(room[s:s + n].sum()))
+        peaks = np.maximum.reduceat(counts, first)
+        j = int(np.argmax(peaks))
+        if peaks[j] > best[0]:
+            mine = counts[first[j]:first[j] + room[s + j]]
+            used = np.flatnonzero(mine)
+            best = (int(peaks[j]), float(angles[s + j]), int(lo[s + j]) + int(used[0]),
+                    mine[used[0]:used[-1] + 1])
     return best
 
 
