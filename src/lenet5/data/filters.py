@@ -254,17 +254,18 @@ def label(mask: np.ndarray) -> tuple[np.ndarray, int]:
     return out.reshape(mask.shape), int(is_root.sum())
 
 
-def find_objects(labels: np.ndarray) -> list[tuple[slice, ...]]:
+def find_objects(labels: np.ndarray, at: np.ndarray | None = None) -> list[tuple[slice, ...]]:
     """scipy's ``find_objects(labels)`` for labels numbered 1..n without gaps (as
-    :func:`label` gives): the box of each label, in label order, as a tuple of slices."""
+    :func:`label` gives): the box of each label, in label order, as a tuple of slices.
+    ``at``: ``np.flatnonzero(labels)`` if the caller has it already."""
     labels = np.asarray(labels)
-    where = np.nonzero(labels)
-    if where[0].size == 0:
+    at = np.flatnonzero(labels) if at is None else at
+    if at.size == 0:
         return []
-    which = labels[where] - 1
+    which = labels.ravel()[at] - 1
     n = int(which.max()) + 1
     bounds = []
-    for coords in where:
+    for coords in np.unravel_index(at, labels.shape):
         lo = np.full(n, np.iinfo(np.int64).max)
         hi = np.full(n, -1)
         np.minimum.at(lo, which, coords)

@@ -90,12 +90,14 @@ def find_blobs(mask: np.ndarray, ink: np.ndarray) -> tuple[np.ndarray, list[Blob
     labels, n = filters.label(mask)
     if n == 0:
         return labels, []
-    areas = np.bincount(labels.ravel(), minlength=n + 1)[1:]
-    masses = np.bincount(labels.ravel(), weights=ink.ravel(), minlength=n + 1)[1:]
+    at = np.flatnonzero(labels)  # the ink's pixels only, in raster order: the same sums
+    which = labels.ravel()[at]
+    areas = np.bincount(which, minlength=n + 1)[1:]
+    masses = np.bincount(which, weights=ink.ravel()[at], minlength=n + 1)[1:]
     frame = np.concatenate([labels[0], labels[-1], labels[1:-1, 0], labels[1:-1, -1]])
     contact = np.bincount(frame, minlength=n + 1)
     blobs = [Blob(i + 1, box, int(areas[i]), float(masses[i]), int(contact[i + 1]))
-             for i, box in enumerate(filters.find_objects(labels))]
+             for i, box in enumerate(filters.find_objects(labels, at))]
     return labels, blobs
 
 
