@@ -75,6 +75,13 @@ def normalize_line(ink: np.ndarray | torch.Tensor, height: int = DIGIT_HEIGHT,
 def normalize_line_at(ink: np.ndarray | torch.Tensor, heights: tuple[int, ...],
                       max_width: int = 4096) -> list[tuple[torch.Tensor, Placement]]:
     """``normalize_line`` at each of ``heights`` (the ink measured once)."""
+    at = _measure(ink, max_width)
+    return [at(h) for h in heights]
+
+
+def _measure(ink: np.ndarray | torch.Tensor, max_width: int = 4096):
+    """The ink cropped and its digits' height measured: a function placing it on a strip
+    at a given digit height (``normalize_line``)."""
     a = torch.as_tensor(np.asarray(ink))
     if a.dim() != 2 or a.dtype != torch.uint8:
         raise Lenet5Error(f"an ink map is a 2-D uint8 image, not {tuple(a.shape)} {a.dtype}")
@@ -85,8 +92,8 @@ def normalize_line_at(ink: np.ndarray | torch.Tensor, heights: tuple[int, ...],
     y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
     crop = a[y0:y1, x0:x1].float()
     measured = digit_height(mask[y0:y1, x0:x1])
-    return [_place(crop, min(h / measured, HEIGHT / (y1 - y0), (max_width - 2 * SIDE) / (x1 - x0)),
-                   x0, y0) for h in heights]
+    return lambda h: _place(crop, min(h / measured, HEIGHT / (y1 - y0),
+                                      (max_width - 2 * SIDE) / (x1 - x0)), x0, y0)
 
 
 def _place(crop: torch.Tensor, scale: float, x0: int, y0: int) -> tuple[torch.Tensor, Placement]:
@@ -131,11 +138,12 @@ def read_ink_maps(model, pre, inks, options=None, heights: tuple[int, ...] = HEI
     Each line is read at the middle of ``heights``; one read there with a confidence
     under ``sure`` is read at the others too (one batch) and the most probable reading
     is kept."""
-    placed = [normalize_line_at(ink, heights) for ink in inks]
+    at = [_measure(ink) for ink in inks]  # each line placed at another height only if needed
     mid = len(heights) // 2
-    best = [(p[mid], r) for p, r in zip(placed, _read(model, pre, [p[mid] for p in placed], options))]
-    others = [(i, p) for i, (_, r) in enumerate(best) if r.confidence < sure
-              for k, p in enumerate(placed[i]) if k != mid]
+    first = [a(heights[mid]) for a in at]
+    best = list(zip(first, _read(model, pre, first, options)))
+    others = [(i, at[i](h)) for i, (_, r) in enumerate(best) if r.confidence < sure
+              for k, h in enumerate(heights) if k != mid]
     for (i, p), r in zip(others, _read(model, pre, [p for _, p in others], options)):
         if r.confidence > best[i][1].confidence:
             best[i] = (p, r)
