@@ -223,7 +223,12 @@ def ink_map(grey: np.ndarray, window: int, cfg: PhotoConfig = DEFAULT,
         even = levels[1 if inverted else 0]
     if inverted:
         grey = 255.0 - grey
-    paper = paper_level(grey, max(3, int(window) | 1), cfg, even)
+    if even is _UNKNOWN:
+        even = even_paper(grey, cfg)
+    if even is None:
+        paper = paper_level(grey, max(3, int(window) | 1), cfg, even)
+    else:  # one level (paper_level's full array of it, as a 0-d array: the same figures)
+        paper = np.full_like(grey, even, shape=())
     floor = 0.2 * float(np.quantile(paper, 0.95)) + 1.0  # deep shadow, a table: not divided up
     ratio = (paper - grey) / np.maximum(paper, floor)
     sample = ratio[::3, ::3]
@@ -325,7 +330,7 @@ def _best_angle(along: np.ndarray, across: np.ndarray, angles: np.ndarray, chunk
         np.rint(rho, out=rho)
         first = np.cumsum(room[s:s + n]) - room[s:s + n]
         rho -= (lo[s:s + n] - first)[:, None]
-        counts = np.bincount(rho.astype(np.int64).ravel(), minlength=int(room[s:s + n].sum()))
+        counts = np.bincount(rho.astype(np.int32).ravel(), minlength=int(room[s:s + n].sum()))
         peaks = np.maximum.reduceat(counts, first)
         j = int(np.argmax(peaks))
         if peaks[j] > best[0]:
