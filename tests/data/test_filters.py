@@ -61,6 +61,17 @@ def test_gaussian_filter_nearest_and_dtypes(ndimage, dtype):
         assert ours.dtype == ref.dtype and np.array_equal(ours, ref)
 
 
+@pytest.mark.parametrize("order", [0, (0, 2), (1, 1)])
+def test_gaussian_filter_large_images_in_blocks(ndimage, order):
+    """Images larger than a block of lines: the blocks' seams leave no trace."""
+    rng = np.random.default_rng(3)
+    for shape in [(300, 257), (41, 2000), (2000, 41)]:
+        a = (rng.random(shape) * 255).astype(np.float32)
+        for mode in ("reflect", "nearest"):
+            assert np.array_equal(filters.gaussian_filter(a, 1.0, order=order, mode=mode),
+                                  ndimage.gaussian_filter(a, 1.0, order=order, mode=mode))
+
+
 @pytest.mark.parametrize("size", [1, 3, 5, 9, 31, 101])
 def test_grey_closing(ndimage, size):
     for a in _images(2):

@@ -71,10 +71,30 @@ def gaussian_filter1d(a: np.ndarray, sigma: float, axis: int = -1, order: int = 
                       mode: str = "reflect", truncate: float = 4.0) -> np.ndarray:
     """``a`` correlated with a Gaussian (derivative) of ``sigma`` along ``axis``, radius
     ``int(truncate sigma + 0.5)``; float64. The sum runs as scipy's does (the centre tap,
-    then each pair of taps from the outside in), so the results agree to the last bit."""
+    then each pair of taps from the outside in), so the results agree to the last bit.
+    A large array is done a block of lines at a time: every step of the sum then works on
+    arrays small enough to stay in the cache and in memory already mapped."""
     radius = int(truncate * float(sigma) + 0.5)
     weights = gaussian_kernel1d(float(sigma), order, radius)[::-1]  # correlate, not convolve
+    a = np.asarray(a)
     axis = axis % a.ndim
+    other = 1 if axis == 0 else 0
+    if a.ndim == 1 or a.size <= _BLOCK:
+        return _correlate(a, weights, axis, order, mode)
+    step = max(1, _BLOCK * a.shape[other] // a.size)  # lines per block
+    out = np.empty(a.shape, np.float64)
+    for s in range(0, a.shape[other], step):
+        block = _along(other, a.ndim, s, s + step)
+        out[block] = _correlate(a[block], weights, axis, order, mode)
+    return out
+
+
+_BLOCK = 1 << 15  # elements
+
+
+def _correlate(a: np.ndarray, weights: np.ndarray, axis: int, order: int, mode: str) -> np.ndarray:
+    """``gaussian_filter1d``'s sum over ``weights`` (2 radius + 1, reversed) along ``axis``."""
+    radius = len(weights) // 2
     n = a.shape[axis]
     ext = np.take(a.astype(np.float64, copy=False), _extend_index(n, radius, radius, mode), axis=axis)
     out = ext[_along(axis, a.ndim, radius, radius + n)] * weights[radius]
