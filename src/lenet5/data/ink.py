@@ -302,7 +302,7 @@ def remove_lines(mask: np.ndarray, smooth: np.ndarray, cfg: PhotoConfig = DEFAUL
     return out
 
 
-def _best_angle(along: np.ndarray, across: np.ndarray, angles: np.ndarray, chunk: int = 1 << 17
+def _best_angle(along: np.ndarray, across: np.ndarray, angles: np.ndarray, chunk: int = 1 << 15
                 ) -> tuple[int, float, int, np.ndarray]:
     """The angle whose projection piles the most pixels into one bin: (that count, the
     angle, the first bin's offset, the counts); the first such angle on a tie.
@@ -321,6 +321,7 @@ def _best_angle(along: np.ndarray, across: np.ndarray, angles: np.ndarray, chunk
     best = (-1, 0.0, 0, np.zeros(1, np.int64))
     step = max(1, chunk // along.size)
     buf = np.empty((2, min(step, len(angles)), along.size))
+    bins = np.empty(buf.shape[1:], np.int32)  # reused: no fresh pages per chunk
     for s in range(0, len(angles), step):
         n = len(angles[s:s + step])
         rho, part = buf[0, :n], buf[1, :n]
@@ -330,7 +331,8 @@ def _best_angle(along: np.ndarray, across: np.ndarray, angles: np.ndarray, chunk
         np.rint(rho, out=rho)
         first = np.cumsum(room[s:s + n]) - room[s:s + n]
         rho -= (lo[s:s + n] - first)[:, None]
-        counts = np.bincount(rho.astype(np.int32).ravel(), minlength=int(room[s:s + n].sum()))
+        np.copyto(bins[:n], rho, casting="unsafe")
+        counts = np.bincount(bins[:n].ravel(), minlength=int(room[s:s + n].sum()))
         peaks = np.maximum.reduceat(counts, first)
         j = int(np.argmax(peaks))
         if peaks[j] > best[0]:
