@@ -16,6 +16,7 @@ beside ``--out``; with ``--save`` the trained readers as checkpoints under ``--o
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -97,22 +98,25 @@ def tune_character_model(model, pre, data, n: int = 1000, log=print) -> DecodeOp
     return best[1]
 
 
-def measure(model, pre, test, options: DecodeOptions) -> dict:
+def measure(model, pre, test, options: DecodeOptions, as_read_too: bool = True) -> dict:
     metrics, readings = evaluate_reader(model, pre, test, options)
     truths, texts = test.texts(), [r.text for r in readings]
     conf = [r.confidence for r in readings]
     five = [i for i, t in enumerate(truths) if len(t) == 5]
+    result = {"all": metrics.to_dict(),
+              "by_length": {n: m.to_dict() for n, m in by_length(truths, texts, conf).items()},
+              **dict(zip(("latency_ms", "latency_cpu_ms"),
+                         latency_ms(model, pre, test.subset(torch.tensor(five[:50]))))),
+              "five": reading_metrics([truths[i] for i in five], [texts[i] for i in five],
+                                      [conf[i] for i in five]).to_dict()}
+    if not as_read_too:
+        return result
     # the same strips read as `lenet5 read` reads a line: normalized, at three heights
     inks = [test.images[i, :, :int(test.widths[i])] for i in range(len(test))]
     again = read_ink_maps(model, pre, inks, options)
     agree = sum(a.text == b.text for a, b in zip(again, readings)) / len(test)
     as_read = [r.text for r in again]
-    return {"all": metrics.to_dict(), "normalized_agreement": agree,
-            "by_length": {n: m.to_dict() for n, m in by_length(truths, texts, conf).items()},
-            **dict(zip(("latency_ms", "latency_cpu_ms"),
-                       latency_ms(model, pre, test.subset(torch.tensor(five[:50]))))),
-            "five": reading_metrics([truths[i] for i in five], [texts[i] for i in five],
-                                    [conf[i] for i in five]).to_dict(),
+    return {**result, "normalized_agreement": agree,
             "as_read": {"all": reading_metrics(truths, as_read, [r.confidence for r in again]
                                                ).to_dict(),
                         "five": reading_metrics([truths[i] for i in five],
@@ -206,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="choose the SDNN character model's penalties on validation strings "
                         "of training digits (default: reading/read.py's)")
     p.add_argument("--save", action="store_true", help="also save each reader as a checkpoint")
+    p.add_argument("--no-as-read", action="store_true",
+                   help="skip reading the strips again as `lenet5 read` reads a line "
+                        "(normalized, at three heights): benchmarks/read_photos.py measures that")
     args = p.parse_args(argv)
     data = load_dataset("mnist-strings", args.data_dir)
     if args.test_size:
@@ -218,21 +225,28 @@ def main(argv: list[str] | None = None) -> int:
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     results = []
     for name, seed, model, seconds, cpu_seconds, pre in readers(args, data, log):
-        for method in METHODS[model.objective]:
-            options = DecodeOptions(method=method)
+        default = METHODS[model.objective][0]
+        # each decoder as read by default, and the default decoder by the line reader alone
+        # (one look, no verifier)
+        for method, alone in [(m, False) for m in METHODS[model.objective]] + [(default, True)]:
+            options = DecodeOptions(method=method, **({"shifts": (), "verifier": None} if alone
+                                                      else {}))
             if method == "viterbi" and args.tune:
-                options = tune_character_model(model, pre, data)
-            res = measure(model, pre, data.test, options)
-            res.update(model=name, decoder=method, seed=seed, seconds=seconds,
+                options = dataclasses.replace(tune_character_model(model, pre, data),
+                                              shifts=options.shifts, verifier=options.verifier)
+            res = measure(model, pre, data.test, options, as_read_too=not args.no_as_read)
+            decoder = f"{method}, line reader alone" if alone else method
+            res.update(model=name, decoder=decoder, seed=seed, seconds=seconds,
                        cpu_seconds=cpu_seconds, threads=torch.get_num_threads(),
                        load_average=round(os.getloadavg()[0], 1),
                        enter=options.enter, switch=options.switch)
             results.append(res)
-            print(f"{name} {method} seed {seed}: exact(5) {res['five']['exact_match']:.4f} "
+            print(f"{name} {decoder} seed {seed}: exact(5) {res['five']['exact_match']:.4f} "
                   f"cer {res['all']['cer']:.4f} accept(5) {res['five']['accept_rate']:.3f} "
                   f"p50 {res['latency_ms']:.2f} ms (CPU {res['latency_cpu_ms']:.2f}), "
                   f"trained in {seconds or float('nan'):.0f} s, agreement after "
-                  f"normalize_line {res['normalized_agreement']:.4f}", file=sys.stderr)
+                  f"normalize_line {res.get('normalized_agreement', float('nan')):.4f}",
+                  file=sys.stderr)
         md = table(results)
         command = "python benchmarks/strings.py " + " ".join(
             a if not a.startswith("/") else "DIR" for a in (argv or sys.argv[1:]))

@@ -14,7 +14,14 @@ from lenet5.data import Dataset
 from lenet5.data.strings import StringDataset, StringOptions
 from lenet5.models import Preprocess, create_model
 from lenet5.reading.objectives import evaluate_reader, get_objective
-from lenet5.reading.read import MARGIN, DecodeOptions, output_strip, read_strips, text_probability
+from lenet5.reading.read import (
+    MARGIN,
+    DecodeOptions,
+    output_strip,
+    read_strips,
+    shift_rows,
+    text_probability,
+)
 from tests.data.test_strings import fake_digits
 
 PRE = Preprocess(pad=0)
@@ -49,13 +56,63 @@ def test_reading_places_each_digit_on_its_ink():
     scores[7, 3], scores[7, 4], scores[10, 3:5] = 4.0, 6.0, 0.0
     scores[2, 8], scores[10, 8] = 6.0, 0.0
     model = FixedStrip(scores)
-    r = read_strips(model, PRE, image)[0]
+    r = read_strips(model, PRE, image, options=DecodeOptions(verifier=None))[0]
     assert r.text == "72"
     assert [(d.digit, d.x0, d.x1) for d in r.digits] == [(7, 10, 18), (2, 30, 36)]
     p = torch.softmax(scores, 0)
     assert r.digits[0].probability == pytest.approx(float(p[7, 4]), rel=1e-5)
     assert r.digits[1].probability == pytest.approx(float(p[2, 8]), rel=1e-5)
     assert 0 < r.confidence < 1
+
+
+def test_shift_rows_moves_the_ink_and_fills_with_background():
+    image = torch.arange(1, 33, dtype=torch.uint8)[None, :, None].expand(2, 32, 5)
+    down, up = shift_rows(image, 2), shift_rows(image, -1)
+    assert (down[:, :2] == 0).all() and torch.equal(down[:, 2:], image[:, :30])
+    assert (up[:, -1] == 0).all() and torch.equal(up[:, :-1], image[:, 1:])
+    assert torch.equal(shift_rows(image, 0), image)
+
+
+class RowProbe(nn.Module):
+    """A reader that reads a 7 at frame 4, surer the further its top row of ink is from
+    row 6 (logit ``sure[top row]``); it records the batches it is given."""
+
+    objective, blank, stride = "ctc", 10, 4
+    sure = {2: 8.0, 5: 6.0, 6: 0.5, 7: 4.0}
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    frames, centre = FixedStrip.frames, FixedStrip.centre
+
+    def forward(self, x):
+        self.calls.append(len(x))
+        top = (x > x.amin()).flatten(2).any(1).reshape(len(x), 32, -1).any(2).float().argmax(1)
+        scores = torch.full((len(x), 11, 21), -5.0)
+        scores[:, 10] = 5.0
+        for b, row in enumerate(top.tolist()):
+            scores[b, 7, 4], scores[b, 10, 4] = self.sure[row], 0.0
+        return scores
+
+
+def test_a_line_read_unsure_is_read_again_a_pixel_up_and_down_and_averaged():
+    images = torch.zeros(2, 32, 80, dtype=torch.uint8)
+    images[0, 6:26, 10:18] = 200  # top row 6: unsure
+    images[1, 2:22, 10:18] = 200  # top row 2: sure, read once
+    model = RowProbe()
+    once = read_strips(model, PRE, images, options=DecodeOptions(shifts=(), verifier=None))
+    assert model.calls == [2]
+    model.calls.clear()
+    twice = read_strips(model, PRE, images, options=DecodeOptions(verifier=None))  # under 0.9
+    assert model.calls == [2, 1, 1]  # the unsure line alone, shifted up and down
+    assert [r.text for r in once] == [r.text for r in twice] == ["7", "7"]
+    assert once[0].confidence < DecodeOptions.recheck <= once[1].confidence
+    p7 = [float(torch.softmax(torch.tensor([model.sure[row], 0.0] + [-5.0] * 9), 0)[0])
+          for row in (6, 5, 7)]  # the three output strips' 7 at frame 4
+    assert once[0].digits[0].probability == pytest.approx(p7[0], rel=1e-5)
+    assert twice[0].digits[0].probability == pytest.approx(sum(p7) / 3, rel=1e-5)
+    assert twice[0].confidence > once[0].confidence and twice[1] == once[1]
 
 
 def test_output_strip_gives_each_outputs_classes_and_column():

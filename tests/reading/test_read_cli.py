@@ -112,6 +112,8 @@ def test_reject_reports_readings_under_the_threshold(tiny_ctc, photos, capsys):
     assert out[0]["rejected"] is True and out[0]["text"] is None
     _, out = run_json(capsys, tiny_ctc, d / "number.png", "--reject", "0")
     assert "rejected" not in out[0] and isinstance(out[0]["text"], str)
+    _, once = run_json(capsys, tiny_ctc, d / "number.png", "--reject", "0", "--one-look")
+    assert isinstance(once[0]["text"], str)
     assert main(["read", str(tiny_ctc), str(d / "number.png"), "--reject", "1"]) == 0
     assert " rejected  confidence: " in capsys.readouterr().out
     assert main(["read", str(tiny_ctc), str(d / "number.png"), "--reject", "2"]) == 1
@@ -159,3 +161,13 @@ def test_the_checkpoint_is_optional_and_must_be_a_reader(photos, tmp_path, capsy
                                         state_dict=create_model("classic").state_dict()))
     assert main(["read", str(classic), str(d / "number.png")]) == 1
     assert "`lenet5 predict` reads it" in capsys.readouterr().err
+
+
+def test_the_verifier_is_named_or_turned_off(tiny_ctc, photos, capsys):
+    d, _ = photos
+    rc, alone = run_json(capsys, tiny_ctc, d / "number.png", "--verifier", "none")
+    assert rc == 0 and isinstance(alone[0]["text"], str)
+    assert main(["read", str(tiny_ctc), str(d / "number.png"), "--verifier", "nothing"]) == 1
+    assert capsys.readouterr().err.strip().startswith("lenet5: error: nothing does not exist")
+    assert main(["read", str(tiny_ctc), str(d / "number.png"), "--verifier", str(tiny_ctc)]) == 1
+    assert "not a reader of single digits" in capsys.readouterr().err

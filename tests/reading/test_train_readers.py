@@ -109,3 +109,10 @@ def test_lenet5_train_trains_a_reader_on_its_task_s_dataset(mnist_dir, tmp_path,
     assert "--overwrite" in capsys.readouterr().err
     assert main(["eval", str(out), "--data-dir", str(mnist_dir), "--limit", "50"]) == 0
     assert "(test set)  strings: 50 exact:" in capsys.readouterr().out
+    assert main(["eval", str(out), "--data-dir", str(mnist_dir), "--limit", "50",
+                 "--one-look", "--decoder", "beam"]) == 0
+    assert "(test set)  strings: 50 exact:" in capsys.readouterr().out
+    assert main(["eval", str(out), "--data-dir", str(mnist_dir), "--limit", "50",
+                 "--decoder", "viterbi"]) == 1
+    assert capsys.readouterr().err.strip() == ("lenet5: error: lenet5-ctc decodes by beam "
+                                               "or greedy, not viterbi")

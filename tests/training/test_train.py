@@ -63,7 +63,8 @@ def test_checkpoint_round_trip(mnist, tmp_path):
     result = train(cfg, small(mnist, 500), log=lambda s: None)
     ckpt = load_checkpoint(out)
     assert ckpt.model_name == "keras"
-    assert ckpt.model_args == {"num_classes": 10, "in_channels": 1}
+    # every argument named (keras's dropout too), so a later default cannot change the model
+    assert ckpt.model_args == {"num_classes": 10, "in_channels": 1, "dropout": 0.2}
     assert ckpt.metrics["test"]["correct"] == result.test.correct
     assert ckpt.dataset["sha256"] == mnist.content_hash
     assert ckpt.preprocess.pad == 2

@@ -66,6 +66,39 @@ def split_checkpoint(words: list[str], task: str) -> tuple[str, list[str]]:
     return first, words[1:]
 
 
+def add_decode_args(p: argparse.ArgumentParser, what: str = "how the output strip is decoded"
+                    ) -> None:
+    """``--decoder``, ``--one-look`` and ``--verifier``: how a reader of whole numbers turns
+    its outputs into text (``decode_options``)."""
+    from ..reading.read import VERIFIER
+
+    p.add_argument("--decoder", choices=["greedy", "beam", "viterbi"],
+                   help=f"{what} (default: viterbi for lenet5-sdnn, beam for the CTC readers)")
+    p.add_argument("--one-look", action="store_true",
+                   help="read each line once (by default a line read with confidence under "
+                        "0.9 is read again a pixel higher and lower, and the three averaged)")
+    p.add_argument("--verifier", default=VERIFIER, metavar="WEIGHTS|CKPT|none",
+                   help="the reader of single digits that reads each digit found again, "
+                        f"cut out of the line (default: {VERIFIER}; none: the line reader alone)")
+
+
+def decode_options(args: argparse.Namespace, model, name: str):
+    """The ``DecodeOptions`` of ``add_decode_args``'s flags, for the reader ``model`` (of the
+    model ``name``)."""
+    from ..reading.read import METHODS, DecodeOptions
+    from ..reading.verify import digit_reader
+
+    methods = METHODS[model.objective]
+    if args.decoder and args.decoder not in methods:
+        raise Lenet5Error(f"{name} decodes by {' or '.join(methods)}, "
+                          f"not {args.decoder}")
+    verifier = None if args.verifier.lower() == "none" else args.verifier
+    if verifier is not None:
+        digit_reader(verifier)  # a bad name or file fails here, before any reading
+    return DecodeOptions(method=args.decoder, shifts=() if args.one_look else DecodeOptions.shifts,
+                         verifier=verifier)
+
+
 def add_device_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto",
                    help="auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 
-from ..errors import Lenet5Error
 from ..evaluation import (
     confusion_matrix,
     evaluate,
@@ -16,7 +15,15 @@ from ..evaluation import (
 from ..fastpath import accelerate
 from ..training import pick_device, reported_loss
 from ..weights import resolve_checkpoint
-from .common import CHECKPOINT_HELP, add_data_args, add_device_arg, check_task, load_checkpoint_data
+from .common import (
+    CHECKPOINT_HELP,
+    add_data_args,
+    add_decode_args,
+    add_device_arg,
+    check_task,
+    decode_options,
+    load_checkpoint_data,
+)
 
 
 def add_parser(sub) -> None:
@@ -28,9 +35,7 @@ def add_parser(sub) -> None:
                    help="also print accuracy, precision and recall per class")
     p.add_argument("--confusion", action="store_true",
                    help="also print the confusion matrix (rows: true class, columns: predicted)")
-    p.add_argument("--decoder", choices=["greedy", "beam", "viterbi"],
-                   help="string readers: how the output strip is decoded (default: viterbi for "
-                        "lenet5-sdnn, greedy for the CTC readers)")
+    add_decode_args(p, "string readers: how the output strip is decoded")
     add_data_args(p, of_checkpoint=True)
     add_device_arg(p)
     p.set_defaults(func=run)
@@ -69,13 +74,9 @@ def _eval_reader(args, ckpt, model, data, device) -> int:
     """A string reader: exact match, CER and the accept rate at 1% error, and by length."""
     from ..reading.metrics import by_length, format_by_length, format_reading
     from ..reading.objectives import evaluate_reader
-    from ..reading.read import DecodeOptions
 
-    try:
-        m, readings = evaluate_reader(model, ckpt.preprocess, data.test,
-                                      DecodeOptions(method=args.decoder), device=device)
-    except ValueError as e:
-        raise Lenet5Error(str(e)) from None
+    m, readings = evaluate_reader(model, ckpt.preprocess, data.test,
+                                  decode_options(args, model, ckpt.model_name), device=device)
     print(format_reading("test", m))
     if args.per_class or args.confusion:
         print("lenet5: note: --per-class and --confusion are for classifiers", file=sys.stderr)

@@ -15,7 +15,7 @@ from ..models import get_model_entry
 from ..predict import Failure, _PreprocessedWriter, find_images
 from ..training import pick_device
 from ..weights import resolve_checkpoint
-from .common import add_device_arg, split_checkpoint
+from .common import add_decode_args, add_device_arg, decode_options, split_checkpoint
 
 JSON_HELP = """\
 --json prints one array, an object per file, in the order the files were given:
@@ -48,9 +48,7 @@ def add_parser(sub) -> None:
                    help="print one JSON array: an object per file; its fields are below")
     p.add_argument("--reject", type=float, metavar="T",
                    help="report readings of confidence under T (0-1) as rejected, not read")
-    p.add_argument("--decoder", choices=["greedy", "beam", "viterbi"],
-                   help="how the output strip is decoded (default: viterbi for lenet5-sdnn, "
-                        "greedy for the CTC readers)")
+    add_decode_args(p)
     p.add_argument("--save-preprocessed", metavar="DIR",
                    help="write the 32-pixel-high strip the reader saw for each file to "
                         "DIR/<name>.png")
@@ -100,7 +98,6 @@ def load_reader(source: str):
 
 def run(args) -> int:
     from ..reading.image import read_file
-    from ..reading.read import METHODS, DecodeOptions
 
     if args.reject is not None and not 0 <= args.reject <= 1:
         raise Lenet5Error(f"--reject takes a confidence between 0 and 1, not {args.reject}")
@@ -110,10 +107,7 @@ def run(args) -> int:
         ensure_writable_dir(args.save_preprocessed)
     device = pick_device(args.device)
     model = ckpt.build_model().to(device).eval()
-    if args.decoder and args.decoder not in METHODS[model.objective]:
-        raise Lenet5Error(f"{ckpt.model_name} decodes by {' or '.join(METHODS[model.objective])}, "
-                          f"not {args.decoder}")
-    options = DecodeOptions(method=args.decoder)
+    options = decode_options(args, model, ckpt.model_name)
     saver = _PreprocessedWriter(args.save_preprocessed) if args.save_preprocessed else None
     width = min(max((len(name) for name, _, _ in find_images(images)), default=0), 60)
     results, failed = [], 0

@@ -13,6 +13,7 @@ training code, in ``lenet5.training.recipes``.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,12 @@ class ModelEntry:
     # image (the string readers of sdnn.py, trained and decoded by lenet5.reading). Commands
     # dispatch on it, as they do on the dataset registry's field of the same name.
     task: str = "classify"
+
+    def defaults(self) -> dict[str, Any]:
+        """The model function's arguments and their defaults: what a checkpoint records, so
+        that a later change of a default cannot change the model it rebuilds."""
+        return {k: p.default for k, p in inspect.signature(self.fn).parameters.items()
+                if p.default is not inspect.Parameter.empty}
 
 
 MODELS: Registry[ModelEntry] = Registry("model")

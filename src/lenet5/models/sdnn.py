@@ -158,11 +158,12 @@ def lenet5_ctc(num_classes: int = 10, in_channels: int = 1, stride: int = 2,
 
 @register_model("reader-ctc", input_size=(1, 32, 32), preprocess=STRIP_PREPROCESS,
                 task="read")
-def reader_ctc(num_classes: int = 10, in_channels: int = 1, c1: int = 12, c3: int = 32,
-               c5: int = 60, context: int = 5) -> CTCNet:
+def reader_ctc(num_classes: int = 10, in_channels: int = 1, c1: int = 16, c3: int = 48,
+               c5: int = 96, context: int = 5) -> CTCNet:
     """The reader's layers over a line, each output seeing its neighbours', trained with CTC.
 
-    Wider C1 and C3 than LeNet-5, a full C3, no F6 (models/reader.py), and a depthwise
-    convolution across the outputs after C5 (``context`` taps, 2 outputs apart)."""
+    Wider C1 and C3 than LeNet-5, a full C3, no F6 (models/reader.py), wider again than the
+    reader (a line asks more of them: docs/reading.md), and a depthwise convolution across
+    the outputs after C5 (``context`` taps, 2 outputs apart)."""
     return CTCNet(num_classes, in_channels, StripConfig(c1=c1, c3=c3, c3_table=False, c5=c5, f6=0,
                                                        context=context, norm=True, stride=2))

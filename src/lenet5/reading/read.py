@@ -20,9 +20,16 @@ from ..data.strings import INK
 from ..models import Preprocess
 from . import ctc, transducer
 from .paths import Segment
+from .verify import digit_reader, second_opinion
 
 MARGIN = 16  # background columns added on each side: a window can centre on column 0
-METHODS = {"sdnn": ("viterbi", "greedy"), "ctc": ("greedy", "beam")}  # the first: default
+METHODS = {"sdnn": ("viterbi", "greedy"), "ctc": ("beam", "greedy")}  # the first: default
+# The second look (DecodeOptions): a line read with confidence under RECHECK is read again
+# shifted a pixel up and a pixel down, and the three output strips' probabilities averaged
+# (docs/reading.md: on validation numbers, as much as reading every line three times).
+SHIFTS, RECHECK = (-1, 1), 0.9
+# The second opinion (verify.py): the digit reader that reads each found digit again.
+VERIFIER = "reader.mnist"
 # The SDNN character model's penalties, as `benchmarks/strings.py --tune` chose them on
 # 1,000 validation numbers of training digits (docs/reading.md): 914 of them read right.
 ENTER, SWITCH = 0.5, 3.0
@@ -50,12 +57,18 @@ class Reading:
 class DecodeOptions:
     """How an output strip becomes text: ``method`` one of ``METHODS[objective]`` (None: its
     default); ``beam`` for CTC's beam search; ``enter`` and ``switch`` the SDNN character
-    model's penalties (transducer.py)."""
+    model's penalties (transducer.py); ``shifts`` the rows a line read with confidence
+    under ``recheck`` is shifted by for a second look (``()``: one look only);
+    ``verifier`` the reader of single digits (shipped weights or a checkpoint) that reads
+    each found digit again (verify.py; None: the line reader's word alone)."""
 
     method: str | None = None
     beam: int = 8
     enter: float = ENTER
     switch: float = SWITCH
+    shifts: tuple[int, ...] = SHIFTS
+    recheck: float = RECHECK
+    verifier: str | None = VERIFIER
 
 
 def strip_input(images: torch.Tensor, pre: Preprocess, margin: int = MARGIN,
@@ -80,6 +93,16 @@ def decode_one(logp: np.ndarray, objective: str, blank: int, options: DecodeOpti
     return ctc.greedy(logp, blank)
 
 
+def shift_rows(images: torch.Tensor, dy: int) -> torch.Tensor:
+    """uint8 strips (B, 32, W) moved ``dy`` rows down (up if negative), background filling."""
+    out = torch.zeros_like(images)
+    if dy >= 0:
+        out[:, dy:] = images[:, :images.shape[1] - dy]
+    else:
+        out[:, :dy] = images[:, -dy:]
+    return out
+
+
 def text_probability(logp: torch.Tensor, frames: torch.Tensor, texts: list[list[int]],
                      blank: int) -> torch.Tensor:
     """p(text | strip) for each strip: all the paths that read the text, summed (CTC's
@@ -97,9 +120,11 @@ def _ink_range(columns: np.ndarray, lo: int, hi: int) -> tuple[int, int] | None:
 
 
 def place_digits(segments: list[Segment], probs: np.ndarray, centres: np.ndarray,
-                 image: np.ndarray, width: int) -> tuple[DigitReading, ...]:
-    """Each character's probability (its best frame's) and its columns: the ink between the
-    midpoints to its neighbours' frames (its own frames' span where there is no ink)."""
+                 image: np.ndarray, width: int, digit_probs: list[float] | None = None
+                 ) -> tuple[DigitReading, ...]:
+    """Each character's probability (its best frame's, or ``digit_probs``) and its columns:
+    the ink between the midpoints to its neighbours' frames (its own frames' span where
+    there is no ink)."""
     columns = (image[:, :width] >= INK).any(0)
     mids = [0]
     for a, b in zip(segments, segments[1:]):
@@ -110,7 +135,7 @@ def place_digits(segments: list[Segment], probs: np.ndarray, centres: np.ndarray
         lo, hi = max(0, min(mids[k], width)), max(0, min(mids[k + 1], width))
         span = _ink_range(columns, lo, hi) or (
             max(0, int(centres[s.first]) - 2), min(width, int(centres[s.last]) + 2))
-        p = float(probs[s.first:s.last + 1, s.label].max())
+        p = digit_probs[k] if digit_probs else float(probs[s.first:s.last + 1, s.label].max())
         out.append(DigitReading(s.label, p, *span))
     return tuple(out)
 
@@ -145,13 +170,28 @@ def read_strips(model: nn.Module, pre: Preprocess, images: torch.Tensor,
     for i in range(0, n, batch_size):
         idx = order[i:i + batch_size]
         bw = int(widths[idx].max())
-        x = strip_input(images[idx, :, :bw], pre, device=device)
-        logp = F.log_softmax(model(x).float(), 1).transpose(1, 2).cpu()  # (B, T, C)
+        lines = images[idx, :, :bw]
+        logp = _log_probs(model, pre, lines, device)  # (B, T, C)
         frames = model.frames(widths[idx] + 2 * MARGIN)
-        for j, r in zip(idx.tolist(), _decode_batch(model, logp, frames, images[idx], widths[idx],
-                                                   options, keep_outputs)):
+        batch = _decode_batch(model, logp, frames, lines, widths[idx], options, keep_outputs)
+        unsure = [b for b, r in enumerate(batch) if r.confidence < options.recheck]
+        if options.shifts and unsure:  # the second look
+            u = torch.tensor(unsure)
+            probs = logp[u].exp()
+            for dy in options.shifts:
+                probs += _log_probs(model, pre, shift_rows(lines[u], dy), device).exp()
+            again = _decode_batch(model, (probs / (1 + len(options.shifts))).log(), frames[u],
+                                  lines[u], widths[idx][u], options, keep_outputs)
+            for b, r in zip(unsure, again):
+                batch[b] = r
+        for j, r in zip(idx.tolist(), batch):
             readings[j] = r
     return readings  # type: ignore[return-value]
+
+
+def _log_probs(model, pre, lines: torch.Tensor, device) -> torch.Tensor:
+    x = strip_input(lines, pre, device=device)
+    return F.log_softmax(model(x).float(), 1).transpose(1, 2).cpu()
 
 
 def _decode_batch(model, logp, frames, images, widths, options, keep_outputs=False
@@ -159,13 +199,18 @@ def _decode_batch(model, logp, frames, images, widths, options, keep_outputs=Fal
     blank = model.blank
     found = [decode_one(logp[b, :int(frames[b])].numpy(), model.objective, blank, options)
              for b in range(len(logp))]
-    texts = [[s.label for s in segs] for segs in found]
-    conf = text_probability(logp, frames, texts, blank)
     centres = model.centre(np.arange(logp.shape[1])) - MARGIN
     probs = logp.exp().numpy()
+    digit_probs = [None] * len(found)
+    if options.verifier:
+        found, digit_probs = second_opinion(found, probs, frames, centres, images,
+                                            digit_reader(options.verifier))
+    texts = [[s.label for s in segs] for segs in found]
+    conf = text_probability(logp, frames, texts, blank)
     out = []
     for b, segs in enumerate(found):
-        digits = place_digits(segs, probs[b], centres, images[b].numpy(), int(widths[b]))
+        digits = place_digits(segs, probs[b], centres, images[b].numpy(), int(widths[b]),
+                              digit_probs[b])
         t = int(frames[b])
         outputs = (probs[b, :t], np.asarray(centres[:t], dtype=np.float64)) if keep_outputs else None
         out.append(Reading("".join(str(d.digit) for d in digits), float(conf[b]), digits, outputs))

@@ -22,6 +22,7 @@ from ..errors import Lenet5Error
 from ..models import Preprocess
 from ..reading.metrics import ReadingMetrics, format_reading
 from ..reading.objectives import Batch, evaluate_reader, get_objective
+from ..reading.read import DecodeOptions
 from .augment import writing_ranges
 from .config import TrainConfig
 
@@ -89,6 +90,7 @@ class ReaderTraining:
         self.windows = net.objective == "sdnn"
         # the numbers each rank trains on: its own stream, the same for the same seed
         self.generator = torch.Generator().manual_seed(cfg.seed * 1000 + 7 + rank)
+        self.watched: Strings | None = None  # what watch() chose
 
     @property
     def generators(self) -> dict[str, torch.Generator]:
@@ -97,7 +99,8 @@ class ReaderTraining:
 
     def watch(self, strings: Strings) -> Strings:
         """What each epoch is evaluated on: the first ``WATCH`` of ``strings``."""
-        return strings if len(strings) <= WATCH else strings.subset(slice(0, WATCH))
+        self.watched = strings if len(strings) <= WATCH else strings.subset(slice(0, WATCH))
+        return self.watched
 
     @property
     def epoch_size(self) -> int:
@@ -121,7 +124,12 @@ class ReaderTraining:
         return ReaderTrainMetrics(loss_sum / max(seen, 1), correct if self.windows else None, seen)
 
     def measure(self, model: nn.Module, strings: Strings) -> ReadingMetrics:
-        m, _ = evaluate_reader(model, self.pre, strings, batch_size=self.eval_batch_size,
+        """How well ``model`` reads ``strings``: after each epoch by itself (an unready
+        reader's many false digits would each be cut out and read again), at the end as
+        ``lenet5 eval`` reads, by default."""
+        alone = strings is self.watched
+        options = DecodeOptions(shifts=(), verifier=None) if alone else DecodeOptions()
+        m, _ = evaluate_reader(model, self.pre, strings, options, batch_size=self.eval_batch_size,
                                device=self.device)
         return m
 

@@ -86,7 +86,7 @@ SDNN = Recipe(optimizer="adam", lr=3e-3, schedule="onecycle-short", epochs=12, b
 CTC = Recipe(optimizer="adam", lr=6e-3, schedule="onecycle-short", epochs=50, batch_size=64,
              loss="ctc", ema=0.998)
 # The reader's trunk on numbers: CTC's recipe, each digit varied as the reader's are.
-READER_CTC = dataclasses.replace(CTC, epochs=40, augment={"writing": {}})
+READER_CTC = dataclasses.replace(CTC, epochs=30, augment={"writing": {}})
 
 # The reader (models/reader.py): modern's rate, smoothing and weight average over 20 epochs,
 # on batches varied the ways people's writing differs from MNIST (docs/reader.md).

@@ -150,8 +150,8 @@ def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print,
     if not ddp.is_main:  # only rank 0 prints, logs and saves
         log = lambda line: None  # noqa: E731
         cfg = dataclasses.replace(cfg, out=None, progress=False, tensorboard=None)
-    model_args = {"num_classes": len(data.classes), "in_channels": data.in_channels,
-                  **cfg.model_args}
+    model_args = {**entry.defaults(), "num_classes": len(data.classes),
+                  "in_channels": data.in_channels, **cfg.model_args}
     model = ddp.wrap(accelerate(create_model(cfg.model, **model_args).to(device)))
     net = distributed.unwrap(model)  # the model itself, without a DDP wrapper
     memory_format = input_memory_format(model)

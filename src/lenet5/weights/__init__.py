@@ -8,7 +8,7 @@ with no training, in the spirit of torchvision's Weights API.
     >>> lenet5.get_weights("modern.mnist").accuracy        # doctest: +SKIP
 
 Each entry names one safetensors file in this package (an ordinary lenet5 checkpoint,
-under 300 KB) with what a user needs to trust it: the model and dataset, the test accuracy
+under 600 KB) with what a user needs to trust it: the model and dataset, the test accuracy
 measured on the dataset's test set, the exact command that trained it, and the SHA-256 of
 the dataset's content and of the file. A file whose hash does not match is refused before
 anything in it is read. ``benchmarks/train_weights.py`` retrains every file from scratch
