@@ -79,48 +79,107 @@ def digit_reader(source: str) -> DigitReader:
     return DigitReader(ckpt.build_model().eval(), ckpt.preprocess)
 
 
+@dataclass
+class _Join:
+    """A piece of ink holding several digits' centres: where it is cut between them."""
+
+    box: tuple[slice, slice]
+    own: np.ndarray  # the piece's pixels within box
+    digits: np.ndarray  # the digits whose centres it holds, left to right
+    cuts: list[int]  # its first column, a cut between each two digits, its last + 1
+    options: list[list[int]]  # the columns each cut may be at, the faintest first
+
+
+class LineCut:
+    """One line's ink in pieces, each assigned to digits: ``cut_digits`` in steps, so that
+    the cuts of many lines can be tried in one batch (``settle``)."""
+
+    def __init__(self, image: np.ndarray, centres: np.ndarray, piece: int = PIECE):
+        self.image, self.centres = image, centres
+        labels, _ = filters.label(image >= piece)
+        self.owner = np.full(image.shape, -1)
+        self.joins: list[_Join] = []
+        columns = np.arange(image.shape[1])
+        for j, box in enumerate(filters.find_objects(labels), start=1):
+            cols = box[1]
+            own = labels[box] == j
+            a, b = cols.start, cols.stop - 1
+            inside = np.flatnonzero((centres >= a) & (centres <= b))
+            if len(inside) == 0:  # a dot, a stroke apart: the nearest digit's
+                mass = own.sum(0)
+                cx = (mass * columns[cols]).sum() / mass.sum()
+                self.owner[box][own] = int(np.abs(centres - cx).argmin())
+                continue
+            ink = (image[box] * own).sum(0)
+            options = [_faintest(ink, a, centres[p], centres[q])
+                       for p, q in zip(inside, inside[1:])]
+            self.joins.append(_Join(box, own, inside, [a] + [o[0] for o in options] + [b + 1],
+                                    options))
+
+    def trials(self) -> list[tuple[_Join, int, int, np.ndarray, np.ndarray]]:
+        """Each other way to cut: (join, cut k, column, the ink left of it up to the cut
+        before, the ink right of it up to the cut after)."""
+        out = []
+        for join in self.joins:
+            a = join.box[1].start
+            ink = self.image[join.box] * join.own
+            for k, o in enumerate(join.options, start=1):
+                for c in o if len(o) > 1 else ():
+                    out.append((join, k, c, _columns(ink, join.cuts[k - 1] - a, c - a),
+                                _columns(ink, c - a, join.cuts[k + 1] - a)))
+        return out
+
+    def inks(self) -> list[np.ndarray]:
+        """Each digit's ink, the cuts as they stand; the dimmer pixels follow their piece."""
+        owner = self.owner.copy()
+        for join in self.joins:
+            a = join.box[1].start
+            mine = owner[join.box]
+            for k, p in enumerate(join.digits):
+                part = join.own.copy()
+                part[:, :join.cuts[k] - a] = False
+                part[:, join.cuts[k + 1] - a:] = False
+                mine[part] = p
+        for _ in range(HAZE):
+            owner = _spread(owner, self.image > 0)
+        return [np.where(owner == k, self.image, 0) for k in range(len(self.centres))]
+
+
+Sure = Callable[[list[np.ndarray], list[tuple[int, int]]], np.ndarray]
+
+
+def settle(lines: list[LineCut], sure: Sure) -> None:
+    """Cut each join of ``lines`` where both sides read best: ``sure(inks, digits)`` says
+    how well each ink reads as its digit ((line, digit) in ``lines``); one call for all."""
+    trials = [(i, t) for i, line in enumerate(lines) for t in line.trials()]
+    if not trials:
+        return
+    inks = [side for _, t in trials for side in t[3:]]
+    which = [(i, int(t[0].digits[t[1] - 1 + s])) for i, t in trials for s in (0, 1)]
+    both = sure(inks, which).reshape(-1, 2).prod(1)
+    best: dict[tuple[int, int], tuple[float, int]] = {}
+    for (_, (join, k, c, _, _)), score in zip(trials, both):
+        key = (id(join), k)
+        if key not in best or score > best[key][0]:
+            best[key] = (float(score), c)
+    for line in lines:
+        for join in line.joins:
+            for k in range(1, len(join.cuts) - 1):
+                if (id(join), k) in best:
+                    join.cuts[k] = best[(id(join), k)][1]
+
+
 def cut_digits(image: np.ndarray, centres: np.ndarray, piece: int = PIECE,
-               sure: Callable[[list[np.ndarray], list[int]], np.ndarray] | None = None
-               ) -> list[np.ndarray]:
+               sure: Sure | None = None) -> list[np.ndarray]:
     """The ink of each digit of a uint8 line ``image`` (ink bright), the digits centred on
     the columns ``centres`` (ascending): one image per digit, other digits' ink dark.
-    ``sure(inks, digits)``: how well each ink reads as its digit (an index into
-    ``centres``); given, touching digits are cut at whichever of their ``CUTS`` faintest
-    columns both sides read best at (the paper's recognition-based segmentation), else at
-    the faintest."""
-    labels, n = filters.label(image >= piece)
-    owner = np.full(image.shape, -1)
-    columns = np.arange(image.shape[1])
-    for j, box in enumerate(filters.find_objects(labels), start=1):
-        rows, cols = box
-        own = labels[box] == j
-        a, b = cols.start, cols.stop - 1
-        inside = np.flatnonzero((centres >= a) & (centres <= b))
-        mine = owner[box]
-        if len(inside) == 0:
-            mass = own.sum(0)
-            cx = (mass * columns[cols]).sum() / mass.sum()
-            mine[own] = int(np.abs(centres - cx).argmin())
-            continue
-        piece_ink = image[box] * own
-        ink = piece_ink.sum(0)
-        options = [_faintest(ink, a, centres[p], centres[q])
-                   for p, q in zip(inside, inside[1:])]
-        cuts = [a] + [o[0] for o in options] + [b + 1]
-        for k, o in enumerate(options, start=1):
-            if sure is not None and len(o) > 1:
-                sides = [_columns(piece_ink, x0 - a, x1 - a)
-                         for c in o for x0, x1 in ((cuts[k - 1], c), (c, cuts[k + 1]))]
-                which = [int(inside[k - 1]), int(inside[k])] * len(o)
-                cuts[k] = o[int(sure(sides, which).reshape(-1, 2).prod(1).argmax())]
-        for k, p in enumerate(inside):
-            part = own.copy()
-            part[:, :cuts[k] - a] = False
-            part[:, cuts[k + 1] - a:] = False
-            mine[part] = p
-    for _ in range(HAZE):  # the dimmer edge pixels go with the ink they border
-        owner = _spread(owner, image > 0)
-    return [np.where(owner == k, image, 0) for k in range(len(centres))]
+    ``sure``: as for ``settle`` (the line is line 0); given, touching digits are cut at
+    whichever of their ``CUTS`` faintest columns both sides read best at (the paper's
+    recognition-based segmentation), else at the faintest."""
+    line = LineCut(image, centres, piece)
+    if sure is not None:
+        settle([line], sure)
+    return line.inks()
 
 
 def _columns(ink: np.ndarray, x0: int, x1: int) -> np.ndarray:
@@ -164,32 +223,31 @@ def second_opinion(found: list[list[Segment]], probs: np.ndarray, frames: torch.
     """Each line's segments read again: the digit of highest line probability (the best
     frame among those nearer this digit than its neighbours) times digit-reader
     probability. ``probs`` (B, T, C) the line reader's output strips (``frames[b]`` of
-    line b's are the line's), ``centres`` (T,)
-    each output's column in the line, ``images`` (B, 32, W) uint8. Returns the segments
-    with their new labels and each digit's combined probability."""
-    inks, line_p = [], []
+    line b's are the line's), ``centres`` (T,) each output's column in the line,
+    ``images`` (B, 32, W) uint8. Touching digits are cut where both sides agree best with
+    both readers, all lines' trials read in one batch. Returns the segments with their
+    new labels and each digit's combined probability."""
+    lines, mine, where = [], [], []
     for b, segs in enumerate(found):
         if not segs:
             continue
         peaks = [_peak(probs[b], s) for s in segs]
-        mine = []
         for k in range(len(segs)):
             lo = (peaks[k - 1] + peaks[k]) // 2 + 1 if k else 0
             hi = (peaks[k] + peaks[k + 1]) // 2 if k + 1 < len(peaks) else int(frames[b]) - 1
             p = probs[b, lo:hi + 1, :DIGITS].max(0)
             mine.append(p / p.sum())
-
-        def agree(sides: list[np.ndarray], which: list[int], mine=mine) -> np.ndarray:
-            return (reader.read(sides) * np.stack([mine[k] for k in which])).sum(1)
-
-        inks += cut_digits(images[b].numpy(), np.asarray(centres, dtype=np.float64)[peaks],
-                           sure=agree)
-        line_p += mine
-    where = [(b, k) for b, segs in enumerate(found) for k in range(len(segs))]
+            where.append((b, k))
+        lines.append(LineCut(images[b].numpy(), np.asarray(centres, dtype=np.float64)[peaks]))
+    first = np.cumsum([0] + [len(line.centres) for line in lines])
+    # a cut is as good as both sides agree with both readers
+    settle(lines, lambda inks, which: (reader.read(inks) * np.stack(
+        [mine[first[i] + k] for i, k in which])).sum(1))
+    inks = [ink for line in lines for ink in line.inks()]
     out = [list(s) for s in found]
     digit_probs = [[float(probs[b, s.first:s.last + 1, s.label].max()) for s in segs]
                    for b, segs in enumerate(found)]
-    for (b, k), p1, p2 in zip(where, line_p, reader.read(inks)):
+    for (b, k), p1, p2 in zip(where, mine, reader.read(inks)):
         if not p2.any():  # no ink bright enough: the line reader's word stands
             continue
         joint = p1 * p2 / (p1 * p2).sum()
