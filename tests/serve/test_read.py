@@ -102,9 +102,12 @@ def test_a_photo_of_a_number_is_read_as_in_process(client, tiny_reader, number):
     assert set(got["text"]) <= {c["class"] for c in strip}
     # ... and is the reading's own: the line at the height whose reading won, its outputs
     assert np.array_equal(np.array(got["input"], dtype=np.uint8), want.strip.numpy())
-    probs, centres = output_strip(ckpt.build_model(), ckpt.preprocess, want.strip)
-    assert [c["probability"] for c in strip] == pytest.approx(probs.max(1).values.tolist(), abs=1e-4)
+    # (a line read unsure is read again a pixel up and down: its strip is the three's mean)
+    probs, centres = want.outputs
+    assert [c["probability"] for c in strip] == pytest.approx(probs.max(1).tolist(), abs=1e-4)
     assert [c["column"] for c in strip] == pytest.approx(centres.tolist())
+    once, _ = output_strip(ckpt.build_model(), ckpt.preprocess, want.strip)
+    assert len(once) == len(probs)
 
 
 def test_light_on_dark_reads_the_same_and_so_do_json_pixels(client, number):
@@ -112,10 +115,14 @@ def test_light_on_dark_reads_the_same_and_so_do_json_pixels(client, number):
     dark_on_light = read(client, png(255 - page)).json()
     light_on_dark = read(client, png(page)).json()
     as_json = client.post("/api/read", json={"pixels": page.tolist(), "model": "sdnn"}).json()
-    for other in (light_on_dark, as_json):  # the paper is estimated anew for each polarity
+    # the paper is estimated anew for each polarity: the ink differs a little, and where
+    # two of the three heights a line is read at come close, the other may win (boxes 5%
+    # taller or shorter)
+    for other in (light_on_dark, as_json):
         assert other["text"] == dark_on_light["text"]
         for a, b in zip(other["digits"], dark_on_light["digits"]):
-            assert a["digit"] == b["digit"] and a["box"] == b["box"]
+            assert a["digit"] == b["digit"]
+            assert np.abs(np.subtract(a["box"], b["box"])).max() <= 4, (a, b)
             assert a["probability"] == pytest.approx(b["probability"], abs=0.06)
 
 
@@ -130,8 +137,8 @@ def test_boxes_are_in_the_uploads_own_pixels(client, number):
         (x0, y0, x1, y1), (u0, v0, u1, v1) = a["box"], b["box"]
         assert u0 <= (x0 + x1) / 16 <= u1 and v0 <= (y0 + y1) / 16 <= v1, (a, b)
     assert abs(len(big["strip"]) - len(small["strip"])) <= 1
-    for end in (0, -1):
-        assert abs(big["strip"][end]["x"] / 8 - small["strip"][end]["x"]) <= 3
+    for end in (0, -1):  # (within what reading the line at another of its heights moves)
+        assert abs(big["strip"][end]["x"] / 8 - small["strip"][end]["x"]) <= 8
 
 
 @pytest.mark.parametrize("body, pattern", [

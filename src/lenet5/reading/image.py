@@ -36,7 +36,8 @@ def ink_of(img: Image.Image, name: str = "image") -> tuple[np.ndarray, float]:
 def read_image(model, pre, img: Image.Image, options=None, name: str = "image") -> LineReading:
     """The reading of a picture of one written number: its text, its confidence and each
     digit's probability and box (x0, y0, x1, y1 in ``img``'s pixels, ends exclusive);
-    ``strip`` is the 32-pixel line the reader saw. ``options``: a ``DecodeOptions``."""
+    ``strip`` is the 32-pixel line the reader saw, ``outputs`` the output strip its text
+    was decoded from. ``options``: a ``DecodeOptions``."""
     return _read(model, pre, img, options, name, 1.0)
 
 
@@ -70,4 +71,4 @@ def _read(model, pre, img, options, name, factor: float) -> LineReading:
 
     return LineReading(r.text, r.confidence,
                        tuple(LineDigit(d.digit, d.probability, back(d.box)) for d in r.digits),
-                       r.strip)
+                       r.strip, outputs=r.outputs)
