@@ -40,13 +40,16 @@ def beam_search(logp: np.ndarray, blank: int, beam: int = 8, prune: float = 1e-4
     threshold = math.log(prune)
     for frame in logp:
         candidates = [k for k in np.flatnonzero(frame >= threshold).tolist() if k != blank]
+        p_blank = float(frame[blank])
+        if not candidates:  # only a blank: every prefix stays, their order with it
+            beams = {prefix: (_logadd(pb, pnb) + p_blank, _NEG) for prefix, (pb, pnb) in beams.items()}
+            continue
         nxt: dict[tuple[int, ...], list[float]] = {}
 
         def add(prefix, b=_NEG, nb=_NEG, nxt=nxt):
             cur = nxt.setdefault(prefix, [_NEG, _NEG])
             cur[0], cur[1] = _logadd(cur[0], b), _logadd(cur[1], nb)
 
-        p_blank = float(frame[blank])
         for prefix, (pb, pnb) in beams.items():
             total = _logadd(pb, pnb)
             add(prefix, b=total + p_blank)  # a blank: same text

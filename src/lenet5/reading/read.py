@@ -177,9 +177,9 @@ def read_strips(model: nn.Module, pre: Preprocess, images: torch.Tensor,
         unsure = [b for b, r in enumerate(batch) if r.confidence < options.recheck]
         if options.shifts and unsure:  # the second look
             u = torch.tensor(unsure)
-            probs = logp[u].exp()
-            for dy in options.shifts:
-                probs += _log_probs(model, pre, shift_rows(lines[u], dy), device).exp()
+            moved = torch.cat([shift_rows(lines[u], dy) for dy in options.shifts])
+            probs = logp[u].exp() + _log_probs(model, pre, moved, device).exp().reshape(
+                len(options.shifts), len(u), *logp.shape[1:]).sum(0)
             again = _decode_batch(model, (probs / (1 + len(options.shifts))).log(), frames[u],
                                   lines[u], widths[idx][u], options, keep_outputs)
             for b, r in zip(unsure, again):
