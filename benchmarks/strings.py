@@ -68,12 +68,14 @@ def trained_seconds(ckpt_path: Path) -> float | None:
     return sum(json.loads(line)["train_seconds"] for line in log.read_text().splitlines())
 
 
-def latency_ms(model, pre, strings, n: int = 200) -> tuple[float, float]:
-    """p50 of reading one image (5 digits) end to end, one thread, model loaded: wall
-    milliseconds, and CPU milliseconds (the same on an idle machine; on a shared one, what
-    the reading itself cost)."""
+def latency_ms(model, pre, strings, options: DecodeOptions | None = None, n: int = 200
+               ) -> tuple[float, float]:
+    """p50 of reading one image (5 digits) end to end as ``options`` say, one thread,
+    model loaded: wall milliseconds, and CPU milliseconds (the same on an idle machine; on
+    a shared one, what the reading itself cost)."""
     def reading(j: int):
-        return lambda: read_strips(model, pre, strings.images[j:j + 1, :, :int(strings.widths[j])])
+        return lambda: read_strips(model, pre, strings.images[j:j + 1, :, :int(strings.widths[j])],
+                                   options=options)
 
     return one_thread_p50((reading(i % len(strings)) for i in range(n)), warm_up=reading(0))
 
@@ -106,7 +108,7 @@ def measure(model, pre, test, options: DecodeOptions, as_read_too: bool = True) 
     result = {"all": metrics.to_dict(),
               "by_length": {n: m.to_dict() for n, m in by_length(truths, texts, conf).items()},
               **dict(zip(("latency_ms", "latency_cpu_ms"),
-                         latency_ms(model, pre, test.subset(torch.tensor(five[:50]))))),
+                         latency_ms(model, pre, test.subset(torch.tensor(five[:50])), options))),
               "five": reading_metrics([truths[i] for i in five], [texts[i] for i in five],
                                       [conf[i] for i in five]).to_dict()}
     if not as_read_too:
