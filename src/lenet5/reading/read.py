@@ -89,6 +89,9 @@ def decode_one(logp: np.ndarray, objective: str, blank: int, options: DecodeOpti
         return transducer.viterbi(logp, blank, options.enter, options.switch)
     if method == "beam":
         text, _ = ctc.beam_search(logp, blank, options.beam)
+        best = ctc.greedy(logp, blank)  # the most probable path: if it reads the text, it is
+        if tuple(s.label for s in best) == tuple(text):  # the text's most probable path too
+            return best
         return ctc.align(logp, text, blank)
     return ctc.greedy(logp, blank)
 

@@ -10,7 +10,7 @@ scores each piece), the line reader finds and places the digits and both read th
 How a digit is cut out, guided by where the line reader put its digits: the line's ink at
 least ``PIECE`` bright in 8-connected pieces; a piece holding one digit's centre is that
 digit's; a piece holding several (touching digits) is cut between each two centres at the
-column where both sides read best as digits (of the few with the least ink); a piece
+column where both sides read best as digits (of the two with the least ink); a piece
 holding none (a dot, a detached stroke) goes to the nearest digit; dimmer pixels go with
 the piece they border. Each digit's ink is then normalized as MNIST's digits were
 (``mnist_normalize``) and read. Measured in docs/reading.md ("The second opinion").
