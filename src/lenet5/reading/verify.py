@@ -60,10 +60,6 @@ class DigitReader:
             out[at] = torch.softmax(self.model(x).float(), 1).numpy()
         return out
 
-    def sure(self, inks: list[np.ndarray]) -> np.ndarray:
-        """How sure the reader is of each ink's digit: its best class's probability."""
-        return self.read(inks).max(1)
-
 
 @functools.lru_cache(maxsize=4)
 def digit_reader(source: str) -> DigitReader:
