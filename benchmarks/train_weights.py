@@ -11,7 +11,7 @@ then checks that the new file's test accuracy lands within ``--tolerance`` (0.1 
 the recorded one; the exit status is 1 if any does not. ``--add COMMAND`` trains a new
 entry. ``--write`` copies the new files into the package and rewrites the catalog with
 their measured accuracy, the dataset's and the file's SHA-256 (entries not retrained this
-time are kept as they are). Each file must stay under 300 KB. ``--remeasure`` re-reads the
+time are kept as they are). Each file must stay under 600 KB. ``--remeasure`` re-reads the
 readers' test sets after a change to how lines are read.
 """
 

@@ -10,6 +10,7 @@ import pytest
 
 from lenet5.reading import ctc, transducer
 from lenet5.reading.paths import Segment, runs
+from lenet5.reading.read import DecodeOptions, decode_one
 
 N = 10  # "none" / the blank, after the ten digits
 
@@ -98,3 +99,27 @@ def test_align_places_each_character():
     assert ctc.align(s, (4, 4), N) == [Segment(4, 1, 2), Segment(4, 5, 5)]
     assert ctc.align(s, (), N) == []
     assert ctc.align(strip({4: .9}, {4: .9}), (4, 4), N) == []  # no room for the blank
+
+
+def test_beam_decoding_takes_the_best_path_when_it_holds_over_half(monkeypatch):
+    options = DecodeOptions()
+    sure = strip({N: .9}, {3: .95}, {N: .9}, {8: .9})  # best path .9 * .95 * .9 * .9 > 0.5
+    unsure = strip({N: .4, 7: .35}, {N: .4, 7: .35})  # best path (nothing) 0.16
+    searched = []
+    beam_search = ctc.beam_search
+    monkeypatch.setattr(ctc, "beam_search", lambda *a, **k: searched.append(1) or beam_search(*a, **k))
+    assert text(decode_one(sure, "ctc", N, options)) == "38" and not searched
+    assert text(decode_one(unsure, "ctc", N, options)) == "7" and searched
+
+
+def test_beam_decoding_reads_as_the_beam_search_does():
+    rng = np.random.default_rng(0)
+    over_half = 0
+    for _ in range(200):  # random strips, some peaked enough to hold their best path over half
+        logits = rng.normal(size=(8, 11)) * rng.uniform(2, 16)
+        logits[:, N] += rng.uniform(0, 6)
+        logp = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+        over_half += logp.max(1).sum() > math.log(0.5)
+        got = tuple(s.label for s in decode_one(logp, "ctc", N, DecodeOptions()))
+        assert got == ctc.beam_search(logp, N)[0]
+    assert 20 < over_half < 180

@@ -13,6 +13,7 @@ from torch import nn
 from lenet5.data import Dataset
 from lenet5.data.strings import StringDataset, StringOptions
 from lenet5.models import Preprocess, create_model
+from lenet5.reading import read as read_module
 from lenet5.reading.objectives import evaluate_reader, get_objective
 from lenet5.reading.read import (
     MARGIN,
@@ -22,7 +23,9 @@ from lenet5.reading.read import (
     shift_rows,
     text_probability,
 )
+from lenet5.reading.verify import DigitReader
 from tests.data.test_strings import fake_digits
+from tests.reading.test_verify import Says
 
 PRE = Preprocess(pad=0)
 
@@ -63,6 +66,29 @@ def test_reading_places_each_digit_on_its_ink():
     assert r.digits[0].probability == pytest.approx(float(p[7, 4]), rel=1e-5)
     assert r.digits[1].probability == pytest.approx(float(p[2, 8]), rel=1e-5)
     assert 0 < r.confidence < 1
+
+
+def test_only_lines_with_a_digit_the_line_reader_doubts_are_verified(monkeypatch):
+    image = torch.zeros(1, 32, 80, dtype=torch.uint8)
+    image[0, 6:26, 10:18] = 200
+    image[0, 8:24, 30:36] = 200
+    scores = torch.full((11, 21), -5.0)
+    scores[10] = 5.0
+    scores[7, 4], scores[1, 4], scores[10, 4] = 6.0, 2.5, 0.0  # 7 at 0.97, else 1
+    scores[2, 8], scores[10, 8] = 6.0, 0.0  # 2 at 0.997
+    says_1 = [1e-4] * 10
+    says_1[1] = 1 - 9e-4
+    monkeypatch.setattr(read_module, "digit_reader",
+                        lambda source: DigitReader(Says(says_1), Preprocess(pad=2)))
+    model = FixedStrip(scores)
+
+    def text(trust):
+        options = DecodeOptions(shifts=(), verifier="says-1", trust=trust)
+        return read_strips(model, PRE, image, options=options)[0].text
+
+    assert text(0.95) == "72"  # every digit over 0.95: the line reader's word stands
+    assert text(0.97) == "12"  # the 7 doubted: both readers read the line, the 1 wins
+    assert text(1.0) == "12"
 
 
 def test_shift_rows_moves_the_ink_and_fills_with_background():

@@ -171,3 +171,8 @@ def test_the_verifier_is_named_or_turned_off(tiny_ctc, photos, capsys):
     assert capsys.readouterr().err.strip().startswith("lenet5: error: nothing does not exist")
     assert main(["read", str(tiny_ctc), str(d / "number.png"), "--verifier", str(tiny_ctc)]) == 1
     assert "not a reader of single digits" in capsys.readouterr().err
+    rc, every = run_json(capsys, tiny_ctc, d / "number.png", "--trust", "1")
+    assert rc == 0 and isinstance(every[0]["text"], str)
+    assert main(["read", str(tiny_ctc), str(d / "number.png"), "--trust", "1.5"]) == 1
+    assert capsys.readouterr().err.strip() == ("lenet5: error: --trust takes a probability "
+                                               "between 0 and 1, not 1.5")

@@ -68,9 +68,9 @@ def split_checkpoint(words: list[str], task: str) -> tuple[str, list[str]]:
 
 def add_decode_args(p: argparse.ArgumentParser, what: str = "how the output strip is decoded"
                     ) -> None:
-    """``--decoder``, ``--one-look`` and ``--verifier``: how a reader of whole numbers turns
-    its outputs into text (``decode_options``)."""
-    from ..reading.read import VERIFIER
+    """``--decoder``, ``--one-look``, ``--verifier`` and ``--trust``: how a reader of whole
+    numbers turns its outputs into text (``decode_options``)."""
+    from ..reading.read import TRUST, VERIFIER
 
     p.add_argument("--decoder", choices=["greedy", "beam", "viterbi"],
                    help=f"{what} (default: viterbi for lenet5-sdnn, beam for the CTC readers)")
@@ -80,6 +80,9 @@ def add_decode_args(p: argparse.ArgumentParser, what: str = "how the output stri
     p.add_argument("--verifier", default=VERIFIER, metavar="WEIGHTS|CKPT|none",
                    help="the reader of single digits that reads each digit found again, "
                         f"cut out of the line (default: {VERIFIER}; none: the line reader alone)")
+    p.add_argument("--trust", type=float, default=TRUST, metavar="P",
+                   help="a line whose every digit the line reader reads with a probability "
+                        f"over P is not verified (default: {TRUST}; 1: every line is)")
 
 
 def decode_options(args: argparse.Namespace, model, name: str):
@@ -93,10 +96,12 @@ def decode_options(args: argparse.Namespace, model, name: str):
         raise Lenet5Error(f"{name} decodes by {' or '.join(methods)}, "
                           f"not {args.decoder}")
     verifier = None if args.verifier.lower() == "none" else args.verifier
+    if not 0 <= args.trust <= 1:
+        raise Lenet5Error(f"--trust takes a probability between 0 and 1, not {args.trust}")
     if verifier is not None:
         digit_reader(verifier)  # a bad name or file fails here, before any reading
     return DecodeOptions(method=args.decoder, shifts=() if args.one_look else DecodeOptions.shifts,
-                         verifier=verifier)
+                         verifier=verifier, trust=args.trust)
 
 
 def add_device_arg(p: argparse.ArgumentParser) -> None:

@@ -22,14 +22,18 @@ from . import ctc, transducer
 from .paths import Segment
 from .verify import digit_reader, second_opinion
 
+_HALF = float(np.log(0.5))
 MARGIN = 16  # background columns added on each side: a window can centre on column 0
 METHODS = {"sdnn": ("viterbi", "greedy"), "ctc": ("beam", "greedy")}  # the first: default
 # The second look (DecodeOptions): a line read with confidence under RECHECK is read again
 # shifted a pixel up and a pixel down, and the three output strips' probabilities averaged
 # (docs/reading.md: on validation numbers, as much as reading every line three times).
 SHIFTS, RECHECK = (-1, 1), 0.9
-# The second opinion (verify.py): the digit reader that reads each found digit again.
-VERIFIER = "reader.mnist"
+# The second opinion (verify.py): the digit reader that reads each found digit again, in
+# lines with a digit the line reader is TRUST sure of or less (docs/reading.md: on
+# validation numbers, composed as the test set's or otherwise, as good as verifying every
+# line; one test line in ten is verified).
+VERIFIER, TRUST = "reader.mnist", 0.95
 # The SDNN character model's penalties, as `benchmarks/strings.py --tune` chose them on
 # 1,000 validation numbers of training digits (docs/reading.md): 914 of them read right.
 ENTER, SWITCH = 0.5, 3.0
@@ -60,7 +64,8 @@ class DecodeOptions:
     model's penalties (transducer.py); ``shifts`` the rows a line read with confidence
     under ``recheck`` is shifted by for a second look (``()``: one look only);
     ``verifier`` the reader of single digits (shipped weights or a checkpoint) that reads
-    each found digit again (verify.py; None: the line reader's word alone)."""
+    again the digits of each line with a digit the line reader is ``trust`` sure of or
+    less (verify.py; None: the line reader's word alone; ``trust`` 1: every line)."""
 
     method: str | None = None
     beam: int = 8
@@ -69,6 +74,7 @@ class DecodeOptions:
     shifts: tuple[int, ...] = SHIFTS
     recheck: float = RECHECK
     verifier: str | None = VERIFIER
+    trust: float = TRUST
 
 
 def strip_input(images: torch.Tensor, pre: Preprocess, margin: int = MARGIN,
@@ -88,8 +94,10 @@ def decode_one(logp: np.ndarray, objective: str, blank: int, options: DecodeOpti
     if method == "viterbi":
         return transducer.viterbi(logp, blank, options.enter, options.switch)
     if method == "beam":
+        best = ctc.greedy(logp, blank)  # the most probable path
+        if logp.max(1).sum() > _HALF:  # its text holds over half the probability: no other
+            return best  # text is as probable, and no other path of it is more probable
         text, _ = ctc.beam_search(logp, blank, options.beam)
-        best = ctc.greedy(logp, blank)  # the most probable path: if it reads the text, it is
         if tuple(s.label for s in best) == tuple(text):  # the text's most probable path too
             return best
         return ctc.align(logp, text, blank)
@@ -204,10 +212,15 @@ def _decode_batch(model, logp, frames, images, widths, options, keep_outputs=Fal
              for b in range(len(logp))]
     centres = model.centre(np.arange(logp.shape[1])) - MARGIN
     probs = logp.exp().numpy()
-    digit_probs = [None] * len(found)
-    if options.verifier:
-        found, digit_probs = second_opinion(found, probs, frames, centres, images,
+    digit_probs = [[float(probs[b, s.first:s.last + 1, s.label].max()) for s in segs]
+                   for b, segs in enumerate(found)]
+    doubt = [b for b, p in enumerate(digit_probs) if p and min(p) <= options.trust]
+    if options.verifier and doubt:
+        again, again_probs = second_opinion([found[b] for b in doubt], probs[doubt],
+                                            frames[doubt], centres, images[doubt],
                                             digit_reader(options.verifier))
+        for b, segs, p in zip(doubt, again, again_probs):
+            found[b], digit_probs[b] = segs, p
     texts = [[s.label for s in segs] for segs in found]
     conf = text_probability(logp, frames, texts, blank)
     out = []
