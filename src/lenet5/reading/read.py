@@ -130,12 +130,11 @@ def _ink_range(columns: np.ndarray, lo: int, hi: int) -> tuple[int, int] | None:
     return (lo + int(ink[0]), lo + int(ink[-1]) + 1) if len(ink) else None
 
 
-def place_digits(segments: list[Segment], probs: np.ndarray, centres: np.ndarray,
-                 image: np.ndarray, width: int, digit_probs: list[float] | None = None
-                 ) -> tuple[DigitReading, ...]:
-    """Each character's probability (its best frame's, or ``digit_probs``) and its columns:
-    the ink between the midpoints to its neighbours' frames (its own frames' span where
-    there is no ink)."""
+def place_digits(segments: list[Segment], digit_probs: list[float], centres: np.ndarray,
+                 image: np.ndarray, width: int) -> tuple[DigitReading, ...]:
+    """Each character with its probability (``digit_probs``) and its columns: the ink
+    between the midpoints to its neighbours' frames (its own frames' span where there is
+    no ink)."""
     columns = (image[:, :width] >= INK).any(0)
     mids = [0]
     for a, b in zip(segments, segments[1:]):
@@ -146,8 +145,7 @@ def place_digits(segments: list[Segment], probs: np.ndarray, centres: np.ndarray
         lo, hi = max(0, min(mids[k], width)), max(0, min(mids[k + 1], width))
         span = _ink_range(columns, lo, hi) or (
             max(0, int(centres[s.first]) - 2), min(width, int(centres[s.last]) + 2))
-        p = digit_probs[k] if digit_probs else float(probs[s.first:s.last + 1, s.label].max())
-        out.append(DigitReading(s.label, p, *span))
+        out.append(DigitReading(s.label, digit_probs[k], *span))
     return tuple(out)
 
 
@@ -225,8 +223,7 @@ def _decode_batch(model, logp, frames, images, widths, options, keep_outputs=Fal
     conf = text_probability(logp, frames, texts, blank)
     out = []
     for b, segs in enumerate(found):
-        digits = place_digits(segs, probs[b], centres, images[b].numpy(), int(widths[b]),
-                              digit_probs[b])
+        digits = place_digits(segs, digit_probs[b], centres, images[b].numpy(), int(widths[b]))
         t = int(frames[b])
         outputs = (probs[b, :t], np.asarray(centres[:t], dtype=np.float64)) if keep_outputs else None
         out.append(Reading("".join(str(d.digit) for d in digits), float(conf[b]), digits, outputs))
