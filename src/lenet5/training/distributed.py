@@ -99,18 +99,33 @@ class Context:
         return Metrics(loss=loss / max(total, 1), correct=round(correct), total=round(total))
 
 
+    def finish(self) -> None:
+        """The run is over on every rank: wait for all of them (rank 0 may still be saving),
+        then leave the process group if ``context`` joined it, while the interpreter is
+        whole. A rank leaving alone at exit can abort the others' gloo threads."""
+        if self.distributed:
+            dist.barrier()
+            _teardown()
+
+
 def unwrap(model: nn.Module) -> nn.Module:
     """The model itself, out of its DistributedDataParallel wrapper if it has one."""
     return model.module if isinstance(model, DistributedDataParallel) else model
 
 
+_JOINED = False  # whether context() joined the process group (and so leaves it)
+
+
 def _teardown() -> None:
-    if dist.is_available() and dist.is_initialized():
+    global _JOINED
+    if _JOINED and dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+    _JOINED = False
 
 
 def context(device: str = "auto") -> Context:
     """The distributed context torchrun set up (or a single process when it did not)."""
+    global _JOINED
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if dist.is_available() and dist.is_initialized():  # a caller set up the group itself
         world_size = dist.get_world_size()
@@ -133,5 +148,6 @@ def context(device: str = "auto") -> Context:
         raise Lenet5Error(f"training on several processes needs CUDA or the CPU, not {dev.type}")
     if not dist.is_initialized():
         dist.init_process_group(backend, timeout=TIMEOUT)
+        _JOINED = True
         atexit.register(_teardown)
     return Context(rank=dist.get_rank(), world_size=dist.get_world_size(), device=dev)

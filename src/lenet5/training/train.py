@@ -279,4 +279,5 @@ def train(cfg: TrainConfig, data: Dataset, log: Callable[[str], None] = print,
     loop.result = result
     for cb in hooks:
         cb.on_train_end(loop)
+    ddp.finish()
     return result
