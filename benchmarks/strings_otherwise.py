@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))  # `benchmarks.` from anywhere
 from benchmarks.robustness import other_writers_digits  # noqa: E402
 from lenet5.data import load_dataset  # noqa: E402
 from lenet5.data.dataset import Split  # noqa: E402
-from lenet5.data.strings import StringOptions, Strings, compose  # noqa: E402
+from lenet5.data.strings import Strings, compose  # noqa: E402
 from lenet5.io import atomic_write_text  # noqa: E402
 from lenet5.reading.line import read_ink_maps  # noqa: E402
 from lenet5.reading.metrics import reading_metrics  # noqa: E402
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         strings = compose(digits[source], args.strings, options,
                           torch.Generator().manual_seed(args.seed))
         row = {"variant": name, "digits": source,
-               "options": StringOptions.to_dict(options), **measure(model, ckpt.preprocess, strings)}
+               "options": options.to_dict(), **measure(model, ckpt.preprocess, strings)}
         rows.append(row)
         print(f"{name}: tensor {row['tensor']['exact_match']:.2%}, as read "
               f"{row['as_read']['exact_match']:.2%}", file=sys.stderr, flush=True)

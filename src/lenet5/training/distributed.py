@@ -98,7 +98,6 @@ class Context:
         loss, correct, total = sums.tolist()
         return Metrics(loss=loss / max(total, 1), correct=round(correct), total=round(total))
 
-
     def finish(self) -> None:
         """The run is over on every rank: wait for all of them (rank 0 may still be saving),
         then leave the process group if ``context`` joined it, while the interpreter is
